@@ -1,0 +1,1 @@
+//! Pure builders: one function per owned child object.

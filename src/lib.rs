@@ -1,0 +1,9 @@
+//! modelpilot as a library: the binary in `main.rs` is a thin CLI over these modules,
+//! and the integration tests in `tests/` drive the same code.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod build;
+pub mod controller;
+pub mod serve;
+pub mod telemetry;
