@@ -1,0 +1,186 @@
+//! Test harness for the tests that run against the real control plane (`make cluster-up`).
+//!
+//! Every test gets its own namespace, the CRD installed server-side, and — when it needs one — its
+//! own in-process controller watching only that namespace, so tests run in parallel without seeing
+//! each other's objects. Waiting is done by watching for a condition with a deadline, never by
+//! sleeping; when a wait fails the relevant objects and events are dumped so the failure reads on
+//! its own.
+#![allow(dead_code)]
+
+use std::{fmt::Debug, future::Future, path::PathBuf, time::Duration};
+
+use k8s_openapi::{
+    NamespaceResourceScope,
+    api::core::v1::{Event, Namespace},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, Config, Resource, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::wait::{Condition, await_condition, conditions},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Default deadline for a condition the control plane should reach quickly.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Path of the kubeconfig written by `make cluster-up`, or `$KUBECONFIG`.
+pub fn kubeconfig_path() -> PathBuf {
+    match std::env::var_os("KUBECONFIG") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cluster/kubeconfig"),
+    }
+}
+
+/// A client for the test control plane; panics with the way out when there is none.
+pub async fn client() -> Client {
+    let path = kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|err| {
+        panic!(
+            "no kubeconfig at {} ({err}); start the control plane with `make cluster-up` or run `make test`",
+            path.display()
+        )
+    });
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("client from kubeconfig")
+}
+
+/// Install (server-side apply) the CRD generated from the Rust types and wait until it is served.
+pub async fn install_crd(client: &Client) {
+    let crd = modelpilot::api::crd().expect("CRD renders");
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = crd.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply("modelpilot-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply CRD");
+    tokio::time::timeout(
+        WAIT,
+        await_condition(api, &name, conditions::is_crd_established()),
+    )
+    .await
+    .expect("CRD established in time")
+    .expect("watch CRD");
+}
+
+/// A namespace owned by one test, deleted by [`TestNamespace::delete`].
+pub struct TestNamespace {
+    pub client: Client,
+    pub name: String,
+}
+
+impl TestNamespace {
+    /// Create `<prefix>-<random>` and install the CRD.
+    pub async fn create(prefix: &str) -> Self {
+        let client = client().await;
+        install_crd(&client).await;
+        let name = format!("{prefix}-{:08x}", rand::random::<u32>());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"modelpilot.io/test": "true"}}
+        }))
+        .expect("namespace object");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
+        Self { client, name }
+    }
+
+    /// A namespaced API in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Delete the namespace (and everything in it), without waiting.
+    pub async fn delete(self) {
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .delete(&self.name, &DeleteParams::background())
+            .await;
+    }
+
+    /// Print the events of this namespace, newest last (for failure reports).
+    pub async fn dump_events(&self) {
+        let events = self.api::<Event>().list(&ListParams::default()).await;
+        eprintln!("---- events in {} ----", self.name);
+        match events {
+            Ok(list) => {
+                let mut items = list.items;
+                items.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+                for e in items {
+                    eprintln!(
+                        "{} {}/{} {}: {}",
+                        e.type_.unwrap_or_default(),
+                        e.involved_object.kind.unwrap_or_default(),
+                        e.involved_object.name.unwrap_or_default(),
+                        e.reason.unwrap_or_default(),
+                        e.message.unwrap_or_default()
+                    );
+                }
+            }
+            Err(err) => eprintln!("(could not list events: {err})"),
+        }
+    }
+}
+
+/// Print an object as YAML under a heading (for failure reports).
+pub async fn dump<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    match api.get_opt(name).await {
+        Ok(Some(obj)) => eprintln!(
+            "---- {} {name} ----\n{}",
+            std::any::type_name::<K>(),
+            serde_yaml::to_string(&obj).unwrap_or_default()
+        ),
+        Ok(None) => eprintln!("---- {} {name}: not found ----", std::any::type_name::<K>()),
+        Err(err) => eprintln!("---- {} {name}: {err} ----", std::any::type_name::<K>()),
+    }
+}
+
+/// Watch `name` until `cond` holds, or fail after `timeout` with the object dumped.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, timeout: Duration, cond: impl Condition<K>) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+{
+    match tokio::time::timeout(timeout, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(obj))) => obj,
+        Ok(Ok(None)) => {
+            panic!("{} {name} was deleted while waiting", std::any::type_name::<K>())
+        }
+        Ok(Err(err)) => panic!("watching {name}: {err}"),
+        Err(_) => {
+            dump(api, name).await;
+            panic!(
+                "timed out after {timeout:?} waiting on {} {name}",
+                std::any::type_name::<K>()
+            )
+        }
+    }
+}
+
+/// Run `check` against the outcome, dumping namespace events first when it panics.
+pub async fn with_events<F, T>(ns: &TestNamespace, fut: F) -> T
+where
+    F: Future<Output = T>,
+{
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(value) => value,
+        Err(panic) => {
+            ns.dump_events().await;
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
