@@ -1,0 +1,58 @@
+# modelpilot developer entry points. `make help` lists them.
+#
+# The local control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok) is built from upstream Go modules by hack/cluster/
+# and runs on 127.0.0.1; its state lives in .cluster/.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Cargo profile for `make build` / `make demo`: debug (shares artifacts with
+# `cargo test`, which matters on 2 cores) or release.
+PROFILE ?= debug
+CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
+MODELPILOT_BIN := target/$(PROFILE)/modelpilot
+
+CRD_FILE := crds/modelpilot.io_modeldeployments.yaml
+CHART_CRD_DIR := charts/modelpilot/crds
+
+.PHONY: help build tools cluster-up cluster-down crds lint test demo demo-down bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## Build the modelpilot binary (PROFILE=debug|release)
+	cargo build $(CARGO_PROFILE_FLAG) --bin modelpilot
+
+tools: ## Build the control-plane binaries into .cluster/bin (cached per version)
+	hack/cluster/build.sh
+
+cluster-up: ## Start the local control plane (idempotent); kubeconfig at .cluster/kubeconfig
+	hack/cluster/up.sh
+
+cluster-down: ## Stop the control plane and anything the demo started
+	hack/cluster/down.sh
+
+crds: ## Regenerate the CRD YAML from the Rust types (crds/ and the chart)
+	mkdir -p crds $(CHART_CRD_DIR)
+	cargo run -q --bin modelpilot -- crd > $(CRD_FILE).tmp
+	mv $(CRD_FILE).tmp $(CRD_FILE)
+	cp $(CRD_FILE) $(CHART_CRD_DIR)/
+
+lint: ## rustfmt check and clippy with warnings denied
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+test: ## Everything CI runs: cluster smoke check, lint, all Rust tests
+	hack/test.sh
+
+demo: ## Operator + inference server end to end on the local control plane
+	PROFILE=$(PROFILE) hack/demo.sh
+
+demo-down: ## Stop the demo's operator and server, and the control plane
+	hack/cluster/down.sh
+
+bench: ## Benchmarks of the inference server (hack/bench/run.sh)
+	@if [[ -x hack/bench/run.sh ]]; then hack/bench/run.sh; \
+	else echo "hack/bench/run.sh is not in the tree yet" >&2; exit 1; fi

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Stops everything hack/cluster/up.sh and hack/demo.sh started: first the
+# processes the demo recorded in .cluster/run/ (operator, inference
+# server), then kwok, the scheduler, the controller manager, the API server
+# and etcd. Each runs in a process group of its own; the whole group gets
+# SIGTERM, then SIGKILL if it has not exited in time. Removes the etcd data
+# and runtime state; keeps .cluster/bin and .cluster/logs.
+# Safe to run when nothing is up.
+#
+# Usage: hack/cluster/down.sh
+set -euo pipefail
+# shellcheck source=hack/cluster/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+main() {
+	local f name stopped=0 i
+	shopt -s nullglob
+	# Anything else with a pid file (demo processes) goes first.
+	for f in "$run_dir"/*.pid; do
+		name="$(basename "$f" .pid)"
+		[[ " ${control_plane[*]} " == *" $name "* ]] && continue
+		stop_daemon "$name" 15
+		stopped=1
+	done
+	for ((i = ${#control_plane[@]} - 1; i >= 0; i--)); do
+		name="${control_plane[i]}"
+		[[ -f "$(pid_file "$name")" ]] || continue
+		stop_daemon "$name" 20
+		stopped=1
+	done
+	rm -rf "$etcd_data_dir" "$run_dir" "$state_dir/kwok"
+	if ((stopped)); then log "cluster down"; else log "cluster was not running: nothing to do"; fi
+}
+
+main "$@"

@@ -1,0 +1,138 @@
+# shellcheck shell=bash
+# Shared helpers for hack/cluster/{up,down,pki}.sh: paths of the local
+# control plane's state under .cluster/, logging, free-port selection,
+# process-group handling and bounded readiness polling.
+# Sourced, never executed.
+
+cluster_here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$cluster_here/../.." && pwd)"
+state_dir="$repo_root/.cluster"
+bin_dir="$state_dir/bin"
+pki_dir="$state_dir/pki"
+run_dir="$state_dir/run"
+log_dir="$state_dir/logs"
+etcd_data_dir="$state_dir/etcd"
+kubeconfig="$state_dir/kubeconfig"
+ports_file="$run_dir/ports.env"
+
+# Control-plane daemons in start order; down.sh stops them in reverse.
+control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+
+# free_ports N: prints N distinct TCP ports on 127.0.0.1 that the kernel
+# handed out for port 0 (all sockets are held open together, so the ports
+# differ), then checked to be bindable again after the sockets closed.
+free_ports() {
+	python3 - "$1" <<'PY'
+import socket, sys
+n = int(sys.argv[1])
+socks = []
+for _ in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+ports = [s.getsockname()[1] for s in socks]
+for s in socks:
+    s.close()
+for p in ports:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError as e:
+        sys.exit(f"port {p} became busy: {e}")
+    finally:
+        s.close()
+print(" ".join(map(str, ports)))
+PY
+}
+
+pid_file() { printf '%s/%s.pid\n' "$run_dir" "$1"; }
+
+# is_running NAME: the process recorded in NAME's pid file is alive.
+is_running() {
+	local f pid
+	f="$(pid_file "$1")"
+	[[ -f "$f" ]] || return 1
+	pid="$(<"$f")"
+	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# start_daemon NAME CMD...: runs CMD in a session (and process group) of
+# its own, logging to .cluster/logs/NAME.log, and records its pid, which is
+# also its process-group id.
+start_daemon() {
+	local name="$1"; shift
+	mkdir -p "$run_dir" "$log_dir"
+	setsid "$@" >"$log_dir/$name.log" 2>&1 </dev/null &
+	local pid=$!
+	printf '%s\n' "$pid" >"$(pid_file "$name")"
+	log "started $name (pid $pid, log .cluster/logs/$name.log)"
+}
+
+# stop_daemon NAME [TIMEOUT_S]: sends SIGTERM to NAME's process group, waits
+# for every process in it to exit, escalates to SIGKILL after TIMEOUT_S.
+stop_daemon() {
+	local name="$1" timeout="${2:-20}" f pid deadline
+	f="$(pid_file "$name")"
+	[[ -f "$f" ]] || return 0
+	pid="$(<"$f")"
+	if [[ "$pid" =~ ^[0-9]+$ ]] && group_alive "$pid"; then
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+		deadline=$((SECONDS + timeout))
+		while group_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+		if group_alive "$pid"; then
+			log "$name (pgid $pid) ignored SIGTERM for ${timeout}s, sending SIGKILL"
+			kill -KILL -- "-$pid" 2>/dev/null || true
+			deadline=$((SECONDS + 5))
+			while group_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+		fi
+		group_alive "$pid" && die "$name (pgid $pid) is still running"
+		log "stopped $name (pgid $pid)"
+	fi
+	rm -f "$f"
+}
+
+# group_alive PGID: some process of the group is alive (zombies excluded).
+group_alive() {
+	local state
+	state="$(ps -o stat= -g "$1" 2>/dev/null | grep -v '^Z' || true)"
+	[[ -n "$state" ]]
+}
+
+# wait_http NAME URL TIMEOUT_S [CURL_ARGS...]: polls URL until it answers
+# 2xx, failing early if NAME's process died; on failure shows its log tail.
+wait_http() {
+	local name="$1" url="$2" timeout="$3"; shift 3
+	local deadline=$((SECONDS + timeout))
+	while ((SECONDS < deadline)); do
+		if curl -fsS --max-time 2 "$@" "$url" >/dev/null 2>&1; then
+			log "$name is ready ($url)"
+			return 0
+		fi
+		if ! is_running "$name"; then
+			tail -n 30 "$log_dir/$name.log" >&2 || true
+			die "$name exited before becoming ready"
+		fi
+		sleep 0.25
+	done
+	tail -n 30 "$log_dir/$name.log" >&2 || true
+	die "$name not ready at $url after ${timeout}s"
+}
+
+admin_curl_args() {
+	printf '%s\n' --cacert "$pki_dir/ca.crt" --cert "$pki_dir/admin.crt" --key "$pki_dir/admin.key"
+}
+
+# cluster_is_up: every daemon is alive and the API server answers /readyz.
+# Sources the ports file as a side effect (API_PORT etc.).
+cluster_is_up() {
+	local name args
+	[[ -f "$ports_file" && -f "$kubeconfig" ]] || return 1
+	for name in "${control_plane[@]}"; do is_running "$name" || return 1; done
+	# shellcheck disable=SC1090
+	source "$ports_file"
+	mapfile -t args < <(admin_curl_args)
+	curl -fsS --max-time 3 "${args[@]}" "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1
+}

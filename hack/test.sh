@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# `make test`: everything CI checks, in one run against a real control plane.
+#
+#   1. Python env for tests (hack/pyenv.sh: onnxruntime, ORT_DYLIB_PATH)
+#   2. the local control plane: started if it is not up, and then stopped
+#      again on exit; a cluster that was already up is left running
+#   3. cluster smoke check (kwok nodes, a Deployment, a native-sidecar pod)
+#   4. cargo fmt --check, cargo clippy --all-targets -D warnings
+#   5. cargo test --all-targets (unit, integration against the cluster, CRD
+#      staleness)
+#
+# Every step runs even when an earlier one failed (except those that need
+# the cluster when it could not start); the summary lists each step's
+# result and time, and the exit status is non-zero if any step failed.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+summary=()
+failures=0
+started_cluster=0
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# step NAME CMD...: runs CMD, records its result and duration.
+step() {
+	local name="$1"; shift
+	local start=$SECONDS rc=0
+	say "$name"
+	"$@" || rc=$?
+	local took=$((SECONDS - start))
+	if ((rc == 0)); then
+		summary+=("$(printf '  ok    %-44s %5ss' "$name" "$took")")
+	else
+		summary+=("$(printf '  FAIL  %-44s %5ss (exit %s)' "$name" "$took" "$rc")")
+		failures=$((failures + 1))
+	fi
+	return "$rc"
+}
+
+skip() { summary+=("$(printf '  skip  %-44s (%s)' "$1" "$2")"); failures=$((failures + 1)); }
+
+python_env() {
+	local exports
+	exports="$(hack/pyenv.sh)" || return 1
+	eval "$exports"
+	echo "ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-unset}"
+}
+
+cluster_up() {
+	if hack/cluster/status.sh; then
+		echo "using the running cluster; it stays up afterwards"
+		return 0
+	fi
+	started_cluster=1
+	hack/cluster/up.sh
+}
+
+on_exit() {
+	local rc=$?
+	if ((started_cluster)); then
+		say "stopping the cluster this run started"
+		hack/cluster/down.sh || rc=1
+	fi
+	exit "$rc"
+}
+
+print_summary() {
+	say "summary (${SECONDS}s in all)"
+	printf '%s\n' "${summary[@]}"
+	if ((failures == 0)); then
+		echo "make test: all ${#summary[@]} steps ok"
+	else
+		echo "make test: $failures of ${#summary[@]} steps failed"
+	fi
+}
+
+main() {
+	trap on_exit EXIT
+	if [[ -x hack/pyenv.sh ]]; then
+		step "python env (hack/pyenv.sh)" python_env || true
+	fi
+	local cluster_ok=1
+	step "control plane up" cluster_up || cluster_ok=0
+	export KUBECONFIG="$repo/.cluster/kubeconfig"
+	export PATH="$repo/.cluster/bin:$PATH"
+	if ((cluster_ok)); then
+		step "cluster smoke check" hack/cluster/smoke.sh || true
+	else
+		skip "cluster smoke check" "no cluster"
+	fi
+	step "cargo fmt --check" cargo fmt --all -- --check || true
+	step "cargo clippy --all-targets -D warnings" cargo clippy --all-targets -- -D warnings || true
+	if ((cluster_ok)); then
+		step "cargo test --all-targets" cargo test --all-targets || true
+	else
+		skip "cargo test --all-targets" "no cluster"
+	fi
+	print_summary
+	((failures == 0))
+}
+
+main "$@"
