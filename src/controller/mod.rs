@@ -1,5 +1,7 @@
 //! The operator process.
 
+pub mod validate;
+
 /// Flags of `modelpilot controller`.
 #[derive(clap::Args, Debug)]
 pub struct ControllerArgs {}

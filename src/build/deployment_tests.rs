@@ -1,0 +1,200 @@
+//! Table-driven tests of the Deployment builder.
+
+use clap::Parser;
+use serde_json::json;
+
+use super::*;
+use crate::build::{
+    fixtures::{manifest, valid},
+    server::{CONTAINER_NAME, args},
+};
+
+/// Where the server container ended up in the pod.
+#[derive(Debug, PartialEq)]
+enum Placement {
+    Container,
+    NativeSidecar,
+}
+
+fn placement(d: &Deployment) -> Placement {
+    let pod = pod_spec(d);
+    let in_containers = pod.containers.iter().any(|c| c.name == CONTAINER_NAME);
+    let sidecar = pod
+        .init_containers
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.name == CONTAINER_NAME);
+    match (in_containers, sidecar) {
+        (true, None) => Placement::Container,
+        (false, Some(c)) if c.restart_policy.as_deref() == Some("Always") => {
+            Placement::NativeSidecar
+        }
+        other => panic!("server placed wrongly: {other:?}"),
+    }
+}
+
+fn server_container(d: &Deployment) -> k8s_openapi::api::core::v1::Container {
+    let pod = pod_spec(d);
+    pod.containers
+        .into_iter()
+        .chain(pod.init_containers.unwrap_or_default())
+        .find(|c| c.name == CONTAINER_NAME)
+        .expect("server container present")
+}
+
+#[test]
+fn server_placement_table() {
+    let user_pod = json!({"spec": {"containers": [{"name": "app", "image": "app:1"}],
+                                   "initContainers": [{"name": "prep", "image": "prep:1"}]}});
+    let cases = [
+        (
+            "no template: server alone",
+            None,
+            Placement::Container,
+            vec![CONTAINER_NAME],
+        ),
+        (
+            "template: native sidecar after user init",
+            Some(user_pod),
+            Placement::NativeSidecar,
+            vec!["app"],
+        ),
+    ];
+    for (name, template, want, containers) in cases {
+        let mut m = manifest();
+        if let Some(t) = template {
+            m["spec"]["template"] = t;
+        }
+        let d = build(&valid(m));
+        assert_eq!(placement(&d), want, "{name}");
+        let pod = pod_spec(&d);
+        let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, containers, "{name}");
+        if want == Placement::NativeSidecar {
+            let inits: Vec<_> = pod
+                .init_containers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            assert_eq!(
+                inits,
+                ["prep", CONTAINER_NAME],
+                "{name}: server runs after user init"
+            );
+        }
+    }
+}
+
+#[test]
+fn model_source_table() {
+    // (uri, URI given to the server, PVC claim mounted)
+    let cases = [
+        ("s3://models/iris/v1.onnx", "s3://models/iris/v1.onnx", None),
+        (
+            "https://models.example.com/iris.onnx",
+            "https://models.example.com/iris.onnx",
+            None,
+        ),
+        (
+            "file:///opt/models/iris.onnx",
+            "file:///opt/models/iris.onnx",
+            None,
+        ),
+        (
+            "pvc://model-store/iris/v2.onnx",
+            "file:///mnt/models/iris/v2.onnx",
+            Some("model-store"),
+        ),
+    ];
+    for (uri, served, claim) in cases {
+        let mut m = manifest();
+        m["spec"]["model"]["uri"] = uri.into();
+        let d = build(&valid(m));
+        let c = server_container(&d);
+        let a = c.args.clone().unwrap_or_default();
+        let pos = a.iter().position(|x| x == "--model-uri").expect("flag");
+        assert_eq!(a[pos + 1], served, "{uri}");
+        let mounted_claim = pod_spec(&d)
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|v| {
+                v.persistent_volume_claim
+                    .map(|p| (p.claim_name, p.read_only))
+            });
+        assert_eq!(
+            mounted_claim,
+            claim.map(|c| (c.to_owned(), Some(true))),
+            "{uri}"
+        );
+    }
+}
+
+#[test]
+fn server_is_locked_down_and_probed() {
+    let c = server_container(&build(&valid(manifest())));
+    let sc = c.security_context.expect("security context");
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    let path = |p: Option<k8s_openapi::api::core::v1::Probe>| {
+        p.and_then(|p| p.http_get).and_then(|h| h.path)
+    };
+    assert_eq!(path(c.readiness_probe).as_deref(), Some("/v2/health/ready"));
+    assert_eq!(path(c.liveness_probe).as_deref(), Some("/v2/health/live"));
+    let mounts: Vec<_> = c
+        .volume_mounts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.mount_path)
+        .collect();
+    assert!(mounts.contains(&server::CACHE_DIR.to_owned()), "{mounts:?}");
+}
+
+#[test]
+fn revision_changes_with_the_model_not_with_replicas() {
+    let base = valid(manifest());
+    let mut scaled = manifest();
+    scaled["spec"]["replicas"] = 7.into();
+    let mut new_model = manifest();
+    new_model["spec"]["model"]["uri"] = "s3://models/iris/v2.onnx".into();
+    let mut new_threads = manifest();
+    new_threads["spec"]["server"] = json!({"threads": 2});
+    assert_eq!(valid(scaled).revision, base.revision);
+    assert_ne!(valid(new_model).revision, base.revision);
+    assert_ne!(valid(new_threads).revision, base.revision);
+    assert_eq!(base.revision.len(), 10);
+}
+
+#[test]
+fn builders_are_deterministic() {
+    let mut m = manifest();
+    m["spec"]["template"] = json!({"metadata": {"annotations": {"b": "2", "a": "1"}},
+                                   "spec": {"containers": [{"name": "app", "image": "app:1"}]}});
+    assert_eq!(build(&valid(m.clone())), build(&valid(m)));
+}
+
+/// The command line the operator writes must be one the server accepts.
+#[test]
+fn server_args_parse_with_the_servers_own_cli() {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+    #[derive(clap::Subcommand)]
+    enum Cmd {
+        Serve(crate::serve::ServeArgs),
+    }
+    let mut m = manifest();
+    m["spec"]["model"]["sha256"] = "AB".repeat(32).into();
+    m["spec"]["model"]["version"] = "v3".into();
+    m["spec"]["server"] = json!({"threads": 3, "graphOptimizationLevel": "basic", "port": 9000,
+                                 "batching": {"maxBatchSize": 16, "maxQueueDelayMs": 4}});
+    let spec = valid(m);
+    let argv = std::iter::once("modelpilot".to_owned()).chain(args(&spec));
+    if let Err(err) = Cli::try_parse_from(argv) {
+        panic!("server rejects the operator's flags: {err}");
+    }
+}

@@ -1,0 +1,178 @@
+//! The injected ONNX Runtime server container, its volumes, and its command line.
+//!
+//! Kept apart from the Deployment builder because it is the contract between the operator and
+//! `modelpilot serve`: the flags written here are parsed by the server (a unit test parses them
+//! with the server's own CLI definition, so the two cannot drift apart).
+
+use k8s_openapi::{
+    api::core::v1::{
+        Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, HTTPGetAction,
+        PersistentVolumeClaimVolumeSource, Probe, SeccompProfile, SecretEnvSource, SecurityContext,
+        Volume, VolumeMount,
+    },
+    apimachinery::pkg::util::intstr::IntOrString,
+};
+
+use crate::controller::validate::{ModelSource, ValidSpec};
+
+/// Name of the injected container (reserved: the CRD rejects user containers with this name).
+pub const CONTAINER_NAME: &str = "modelpilot-server";
+/// Name of the container port (and the Service's target port).
+pub const PORT_NAME: &str = "http";
+/// Where the downloaded model is cached (an emptyDir).
+pub const CACHE_DIR: &str = "/var/cache/modelpilot";
+/// Where a `pvc://` claim is mounted.
+pub const PVC_MOUNT: &str = "/mnt/models";
+/// UID/GID the server runs as (non-root).
+pub const RUN_AS: i64 = 65532;
+
+const CACHE_VOLUME: &str = "modelpilot-model-cache";
+const TMP_VOLUME: &str = "modelpilot-tmp";
+const PVC_VOLUME: &str = "modelpilot-model-store";
+
+/// The URI the server is given: a `pvc://` URI becomes a `file://` path under the mount.
+pub fn server_model_uri(spec: &ValidSpec) -> String {
+    match &spec.source {
+        ModelSource::Pvc { path, .. } => format!("file://{PVC_MOUNT}/{path}"),
+        _ => spec.model_uri.clone(),
+    }
+}
+
+/// The `modelpilot serve …` arguments for this spec.
+pub fn args(spec: &ValidSpec) -> Vec<String> {
+    let mut args = vec![
+        "serve".to_owned(),
+        "--model-uri".into(),
+        server_model_uri(spec),
+        "--model-name".into(),
+        spec.model_name.clone(),
+        "--http-port".into(),
+        spec.port.to_string(),
+        "--cache-dir".into(),
+        CACHE_DIR.into(),
+        "--graph-optimization-level".into(),
+        spec.graph_optimization_level.as_flag().into(),
+    ];
+    if let Some(version) = &spec.version {
+        args.extend(["--model-version".into(), version.clone()]);
+    }
+    if let Some(sha) = &spec.sha256 {
+        args.extend(["--sha256".into(), sha.clone()]);
+    }
+    if let Some(threads) = spec.threads {
+        args.extend(["--threads".into(), threads.to_string()]);
+    }
+    if let Some(b) = &spec.batching {
+        args.extend([
+            "--batching".into(),
+            "--max-batch-size".into(),
+            b.max_batch_size.to_string(),
+            "--max-queue-delay-ms".into(),
+            b.max_queue_delay_ms.to_string(),
+        ]);
+    }
+    args
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(PORT_NAME.into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    }
+}
+
+/// The server container. Readiness is `/v2/health/ready`: true only once the model is
+/// downloaded, verified, loaded and warmed up. A startup probe gives a slow download up to ten
+/// minutes before liveness applies.
+pub fn container(spec: &ValidSpec) -> Container {
+    let mut mounts = vec![
+        VolumeMount {
+            name: CACHE_VOLUME.into(),
+            mount_path: CACHE_DIR.into(),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: TMP_VOLUME.into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    if matches!(spec.source, ModelSource::Pvc { .. }) {
+        mounts.push(VolumeMount {
+            name: PVC_VOLUME.into(),
+            mount_path: PVC_MOUNT.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(spec.image.clone()),
+        args: Some(args(spec)),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.into()),
+            container_port: spec.port,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        env_from: spec.credentials_secret.as_ref().map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: name.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }]
+        }),
+        resources: spec.resources.clone(),
+        readiness_probe: Some(http_probe("/v2/health/ready", 5, 3)),
+        liveness_probe: Some(http_probe("/v2/health/live", 10, 3)),
+        startup_probe: Some(http_probe("/v2/health/live", 2, 300)),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}
+
+/// The volumes the server container mounts.
+pub fn volumes(spec: &ValidSpec) -> Vec<Volume> {
+    let empty = |name: &str| Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    };
+    let mut volumes = vec![empty(CACHE_VOLUME), empty(TMP_VOLUME)];
+    if let ModelSource::Pvc { claim, .. } = &spec.source {
+        volumes.push(Volume {
+            name: PVC_VOLUME.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: Some(true),
+            }),
+            ..Default::default()
+        });
+    }
+    volumes
+}

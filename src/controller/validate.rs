@@ -1,0 +1,208 @@
+//! Stage 2 of the reconcile pipeline: turn the raw `ModelDeployment` into a [`ValidSpec`].
+//!
+//! The CRD's CEL rules already reject bad manifests at `kubectl apply`, but objects written before a
+//! rule existed (or through a looser CRD) still reach us. So the controller re-checks what the
+//! builders rely on and resolves defaults here; the builders then take a [`ValidSpec`] and never
+//! see the raw resource.
+
+use k8s_openapi::api::core::v1::{PodTemplateSpec, ResourceRequirements};
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use crate::api::{GraphOptimizationLevel, ModelDeployment, ServerBatching};
+
+/// Why a spec cannot be reconciled; shown in the `Degraded` condition and an event.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    /// `model.uri` uses a scheme the server cannot fetch, or is malformed.
+    #[error("model.uri {uri:?}: {reason}")]
+    ModelUri { uri: String, reason: &'static str },
+    /// `model.sha256` is not 64 hex characters.
+    #[error("model.sha256 must be exactly 64 hexadecimal characters")]
+    Sha256,
+    /// `replicas` outside 0..=1000.
+    #[error("replicas must be between 0 and 1000, got {0}")]
+    Replicas(i32),
+    /// The object lacks name, namespace or uid (never true for objects read from the API).
+    #[error("object is missing metadata.{0}")]
+    Metadata(&'static str),
+}
+
+/// Where the server reads the model from, resolved from `model.uri`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// An absolute path inside the server container (`file:///…`).
+    File { path: String },
+    /// A path inside a PersistentVolumeClaim that is mounted read-only.
+    Pvc { claim: String, path: String },
+    /// An `https://` URL.
+    Https { url: String },
+    /// An `s3://bucket/key` object.
+    S3 { uri: String },
+}
+
+impl ModelSource {
+    /// Parse `model.uri`.
+    ///
+    /// ```
+    /// use modelpilot::controller::validate::ModelSource;
+    /// assert_eq!(
+    ///     ModelSource::parse("pvc://models/iris/v3.onnx").unwrap(),
+    ///     ModelSource::Pvc { claim: "models".into(), path: "iris/v3.onnx".into() }
+    /// );
+    /// assert!(ModelSource::parse("http://insecure/model.onnx").is_err());
+    /// ```
+    pub fn parse(uri: &str) -> Result<Self, SpecError> {
+        let err = |reason| SpecError::ModelUri {
+            uri: uri.to_owned(),
+            reason,
+        };
+        if uri.len() > 2048 {
+            return Err(err("longer than 2048 characters"));
+        }
+        if let Some(path) = uri.strip_prefix("file://") {
+            if !path.starts_with('/') || path.len() < 2 {
+                return Err(err("a file:// URI needs an absolute path"));
+            }
+            return Ok(Self::File { path: path.into() });
+        }
+        if let Some(rest) = uri.strip_prefix("pvc://") {
+            let (claim, path) = rest
+                .split_once('/')
+                .ok_or_else(|| err("must be pvc://<claim>/<path>"))?;
+            if !is_dns_label(claim) || path.is_empty() || path.starts_with('/') {
+                return Err(err("must be pvc://<claim>/<path>"));
+            }
+            return Ok(Self::Pvc {
+                claim: claim.into(),
+                path: path.into(),
+            });
+        }
+        if let Some(rest) = uri.strip_prefix("https://") {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(err("an https:// URI needs a host"));
+            }
+            return Ok(Self::Https { url: uri.into() });
+        }
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+                    return Ok(Self::S3 { uri: uri.into() });
+                }
+                _ => return Err(err("must be s3://<bucket>/<key>")),
+            }
+        }
+        Err(err("scheme must be file://, pvc://, https:// or s3://"))
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Settings of the operator that fill in what a spec leaves out.
+#[derive(Clone, Debug)]
+pub struct Defaults {
+    /// Image running `modelpilot serve` when `server.image` is unset.
+    pub server_image: String,
+}
+
+/// The owner of the children: enough to write an owner reference and events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Owner {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub generation: Option<i64>,
+}
+
+/// A spec that passed validation, with defaults resolved: the only input of the builders.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidSpec {
+    pub owner: Owner,
+    pub model_name: String,
+    pub model_uri: String,
+    pub source: ModelSource,
+    pub sha256: Option<String>,
+    pub version: Option<String>,
+    pub credentials_secret: Option<String>,
+    pub image: String,
+    pub threads: Option<i32>,
+    pub graph_optimization_level: GraphOptimizationLevel,
+    pub port: i32,
+    pub resources: Option<ResourceRequirements>,
+    pub batching: Option<ServerBatching>,
+    pub template: Option<PodTemplateSpec>,
+    pub replicas: i32,
+    /// Hash of everything that defines the pods (not the replica count).
+    pub revision: String,
+}
+
+/// Default HTTP port of the server.
+pub const DEFAULT_PORT: i32 = 8080;
+
+/// Check a `ModelDeployment` and resolve its defaults.
+pub fn validate(mdep: &ModelDeployment, defaults: &Defaults) -> Result<ValidSpec, SpecError> {
+    let meta = mdep.meta();
+    let owner = Owner {
+        name: meta.name.clone().ok_or(SpecError::Metadata("name"))?,
+        namespace: mdep.namespace().ok_or(SpecError::Metadata("namespace"))?,
+        uid: meta.uid.clone().ok_or(SpecError::Metadata("uid"))?,
+        generation: meta.generation,
+    };
+    let spec = &mdep.spec;
+    let source = ModelSource::parse(&spec.model.uri)?;
+    let sha256 = match &spec.model.sha256 {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(h.to_ascii_lowercase())
+        }
+        Some(_) => return Err(SpecError::Sha256),
+        None => None,
+    };
+    if !(0..=1000).contains(&spec.replicas) {
+        return Err(SpecError::Replicas(spec.replicas));
+    }
+    let mut valid = ValidSpec {
+        owner,
+        model_name: spec.model.name.clone(),
+        model_uri: spec.model.uri.clone(),
+        source,
+        sha256,
+        version: spec.model.version.clone(),
+        credentials_secret: spec.model.credentials_secret.clone(),
+        image: spec
+            .server
+            .image
+            .clone()
+            .unwrap_or_else(|| defaults.server_image.clone()),
+        threads: spec.server.threads,
+        graph_optimization_level: spec.server.graph_optimization_level,
+        port: spec.server.port.unwrap_or(DEFAULT_PORT),
+        resources: spec.server.resources.clone(),
+        batching: spec.server.batching.clone(),
+        template: spec.template.clone(),
+        replicas: spec.replicas,
+        revision: String::new(),
+    };
+    valid.revision = revision_hash(&valid);
+    Ok(valid)
+}
+
+/// A short, stable hash of what defines the pods: a change here means a new revision.
+///
+/// The replica count is left out on purpose: scaling is not a new revision.
+fn revision_hash(v: &ValidSpec) -> String {
+    let defining = serde_json::json!({
+        "model": [&v.model_name, &v.model_uri, &v.sha256, &v.version, &v.credentials_secret],
+        "server": [&v.image, &v.threads, v.graph_optimization_level.as_flag(), v.port,
+                   &v.resources, &v.batching],
+        "template": &v.template,
+    });
+    let digest = Sha256::digest(defining.to_string().as_bytes());
+    hex::encode(&digest[..5])
+}
