@@ -1,0 +1,188 @@
+//! Kubernetes Events for what a person watching `kubectl describe mdep` wants to know: a new
+//! revision started rolling out, the service became ready or stopped being ready, something is
+//! degraded, and every reconcile error (reason = the error's reason).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::events::{Event, EventType};
+
+use crate::api::{ModelDeploymentStatus, condition_types as ct};
+
+/// An event to publish, decided purely from the old and new status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: String,
+    pub action: &'static str,
+    pub message: String,
+}
+
+impl Note {
+    /// The kube-runtime event.
+    pub fn to_event(&self) -> Event {
+        Event {
+            type_: if self.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: self.reason.clone(),
+            note: Some(truncate(&self.message, 1000)),
+            action: self.action.into(),
+            secondary: None,
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+fn find<'a>(conditions: &'a [Condition], t: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == t)
+}
+
+/// The events a status change deserves.
+pub fn transitions(old: &ModelDeploymentStatus, new: &ModelDeploymentStatus) -> Vec<Note> {
+    let mut notes = Vec::new();
+    if let Some(rev) = &new.revision
+        && old.revision.as_ref().map(|r| &r.name) != Some(&rev.name)
+    {
+        notes.push(Note {
+            warning: false,
+            reason: "RevisionCreated".into(),
+            action: "Rollout",
+            message: format!(
+                "revision {} of model {}{}",
+                rev.name,
+                rev.uri,
+                rev.version
+                    .as_ref()
+                    .map(|v| format!(" (version {v})"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    let flipped = |t: &str| {
+        let now = find(&new.conditions, t)?;
+        let before = find(&old.conditions, t).map(|c| c.status.as_str());
+        (before != Some(now.status.as_str())).then_some(now)
+    };
+    if let Some(c) = flipped(ct::READY) {
+        if c.status == "True" {
+            notes.push(Note {
+                warning: false,
+                reason: "Ready".into(),
+                action: "Serve",
+                message: c.message.clone(),
+            });
+        } else if find(&old.conditions, ct::READY).is_some() {
+            notes.push(Note {
+                warning: true,
+                reason: c.reason.clone(),
+                action: "Serve",
+                message: c.message.clone(),
+            });
+        }
+    }
+    if let Some(c) = flipped(ct::DEGRADED) {
+        if c.status == "True" {
+            notes.push(Note {
+                warning: true,
+                reason: c.reason.clone(),
+                action: "Reconcile",
+                message: c.message.clone(),
+            });
+        } else if find(&old.conditions, ct::DEGRADED).is_some() {
+            notes.push(Note {
+                warning: false,
+                reason: "Recovered".into(),
+                action: "Reconcile",
+                message: c.message.clone(),
+            });
+        }
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        api::RevisionStatus,
+        controller::status::{DeploymentView, conditions_for, merge_conditions, now},
+    };
+
+    fn status(ready: i32, revision: &str) -> ModelDeploymentStatus {
+        let view = DeploymentView {
+            desired: 2,
+            replicas: 2,
+            ready,
+            updated: 2,
+            available: ready,
+            observed: true,
+            ..Default::default()
+        };
+        ModelDeploymentStatus {
+            conditions: merge_conditions(&[], &conditions_for(Some(&view), None), Some(1), &now()),
+            revision: Some(RevisionStatus {
+                name: revision.into(),
+                uri: "s3://b/m.onnx".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn transition_table() {
+        let empty = ModelDeploymentStatus::default();
+        let cases = [
+            (
+                "first status: new revision only",
+                &empty,
+                status(0, "a"),
+                vec!["RevisionCreated"],
+            ),
+            (
+                "pods became ready",
+                &status(0, "a"),
+                status(2, "a"),
+                vec!["Ready"],
+            ),
+            (
+                "no change, no event",
+                &status(2, "a"),
+                status(2, "a"),
+                vec![],
+            ),
+            (
+                "new model",
+                &status(2, "a"),
+                status(2, "b"),
+                vec!["RevisionCreated"],
+            ),
+            (
+                "lost readiness",
+                &status(2, "a"),
+                status(1, "a"),
+                vec!["ReplicasNotReady"],
+            ),
+        ];
+        for (case, old, new, want) in cases {
+            let got: Vec<_> = transitions(old, &new)
+                .into_iter()
+                .map(|n| n.reason)
+                .collect();
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    #[test]
+    fn long_messages_are_truncated_on_a_char_boundary() {
+        assert_eq!(truncate("ééé", 2), "éé…");
+        assert_eq!(truncate("ok", 5), "ok");
+    }
+}

@@ -1,0 +1,197 @@
+//! The reconcile pipeline: fetch → validate → build → apply → status.
+//!
+//! Only the apply and status stages touch the API; validation and building are pure functions
+//! (see `validate.rs` and `crate::build`). Children are written with server-side apply under one
+//! field manager, so a reconcile that changes nothing writes nothing new, and a field another
+//! manager owns is taken back deliberately (`force`). Status is patched only when it changed.
+
+use std::{sync::Arc, time::Instant};
+
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::controller::Action,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{
+    context::Context,
+    error::Error,
+    events,
+    status::{self, Observation},
+    validate::{ValidSpec, validate},
+};
+use crate::{
+    api::{ModelDeployment, ModelDeploymentStatus},
+    build::{self, FIELD_MANAGER},
+};
+
+/// How often a healthy object is looked at again even when nothing changes.
+const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn key(obj: &ModelDeployment) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Reconcile one ModelDeployment (the function handed to the kube-runtime `Controller`).
+pub async fn reconcile(obj: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = info_span!("reconcile", name = %obj.name_any(), namespace = %obj.namespace().unwrap_or_default());
+    let started = Instant::now();
+    let result = pipeline(&obj, &ctx).instrument(span).await;
+    ctx.metrics
+        .observe(started.elapsed(), result.as_ref().err().map(Error::reason));
+    if result.is_ok() {
+        ctx.succeeded(&key(&obj));
+    }
+    result
+}
+
+/// What to do after a failed reconcile: wait for a spec change, or retry with backoff.
+pub fn error_policy(obj: Arc<ModelDeployment>, err: &Error, ctx: Arc<Context>) -> Action {
+    if err.is_permanent() {
+        warn!(name = %obj.name_any(), reason = err.reason(), "{err}; waiting for a spec change");
+        return Action::await_change();
+    }
+    let delay = ctx.next_retry(&key(&obj));
+    warn!(name = %obj.name_any(), reason = err.reason(), retry_in = ?delay, "{err}");
+    let ctx = ctx.clone();
+    let note = events::Note {
+        warning: true,
+        reason: err.reason().into(),
+        action: "Reconcile",
+        message: err.to_string(),
+    };
+    let reference = obj.object_ref(&());
+    tokio::spawn(async move {
+        let _ = ctx.recorder.publish(&note.to_event(), &reference).await;
+    });
+    Action::requeue(delay)
+}
+
+async fn pipeline(obj: &ModelDeployment, ctx: &Context) -> Result<Action, Error> {
+    let valid = match validate(obj, &ctx.defaults) {
+        Ok(valid) => valid,
+        Err(spec_error) => {
+            let err = Error::Spec(spec_error);
+            let deployment = fetch_deployment(obj, ctx).await?;
+            write_status(obj, ctx, None, deployment.as_ref(), Some(&err)).await?;
+            return Err(err);
+        }
+    };
+    let children = build::children(&valid);
+    let applied = match apply_children(ctx, &valid, children).await {
+        Ok(deployment) => deployment,
+        Err(err) if err.is_permanent() => {
+            let deployment = fetch_deployment(obj, ctx).await?;
+            write_status(obj, ctx, Some(&valid), deployment.as_ref(), Some(&err)).await?;
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
+    write_status(obj, ctx, Some(&valid), Some(&applied), None).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+async fn fetch_deployment(
+    obj: &ModelDeployment,
+    ctx: &Context,
+) -> Result<Option<Deployment>, Error> {
+    let name = obj.name_any();
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    api.get_opt(&name)
+        .await
+        .map_err(|e| Error::from_kube("fetch", "Deployment", &name, e))
+}
+
+/// Server-side apply one child under our field manager.
+async fn apply<K>(ctx: &Context, kind: &'static str, namespace: &str, child: &K) -> Result<K, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let name = child.meta().name.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(child),
+    )
+    .await
+    .map_err(|e| Error::from_kube("apply", kind, &name, e))
+}
+
+async fn apply_children(
+    ctx: &Context,
+    valid: &ValidSpec,
+    children: build::Children,
+) -> Result<Deployment, Error> {
+    let ns = &valid.owner.namespace;
+    let deployment = apply(ctx, "Deployment", ns, &children.deployment).await?;
+    apply::<Service>(ctx, "Service", ns, &children.service).await?;
+    Ok(deployment)
+}
+
+/// Compute the status, patch it when it changed, and publish events for its transitions.
+async fn write_status(
+    obj: &ModelDeployment,
+    ctx: &Context,
+    valid: Option<&ValidSpec>,
+    deployment: Option<&Deployment>,
+    error: Option<&Error>,
+) -> Result<(), Error> {
+    let old = obj.status.clone().unwrap_or_default();
+    let observation = Observation {
+        generation: obj.meta().generation,
+        spec: valid,
+        deployment,
+        error,
+    };
+    let new = status::desired_status(&old, &observation, &status::now());
+    if new == old {
+        return Ok(());
+    }
+    patch_status(obj, ctx, &new).await?;
+    let reference = obj.object_ref(&());
+    for note in events::transitions(&old, &new) {
+        info!(reason = %note.reason, "{}", note.message);
+        if let Err(err) = ctx.recorder.publish(&note.to_event(), &reference).await {
+            warn!("could not publish event {}: {err}", note.reason);
+        }
+    }
+    Ok(())
+}
+
+async fn patch_status(
+    obj: &ModelDeployment,
+    ctx: &Context,
+    status: &ModelDeploymentStatus,
+) -> Result<(), Error> {
+    let name = obj.name_any();
+    let api: Api<ModelDeployment> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "apiVersion": ModelDeployment::api_version(&()),
+        "kind": ModelDeployment::kind(&()),
+        "status": status,
+    });
+    match api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Deleted while we reconciled: nothing left to report on.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::from_kube("status", "ModelDeployment", &name, e)),
+    }
+}

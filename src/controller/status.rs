@@ -1,0 +1,299 @@
+//! Status stage, the pure half: from what was observed (the applied Deployment, the validated
+//! spec, a permanent error) to the `ModelDeploymentStatus` to write, and the transitions worth an
+//! event. The client half lives in `reconcile.rs`.
+//!
+//! Rules, in order:
+//! - `Ready` is true when at least the desired number of pods are ready (a rolling update never
+//!   takes capacity away, so a model rollout keeps the service Ready), or when scaled to zero.
+//! - `Progressing` is true while pods of older revisions remain or new ones are not ready yet.
+//! - `Degraded` is true for an invalid spec, a child the API server refused, a replica failure
+//!   (quota, admission) or a rollout past its progress deadline.
+//! - `phase` is derived: Degraded, else Progressing, else Ready, else Pending.
+//! - A condition's `lastTransitionTime` only moves when its `status` flips.
+
+use k8s_openapi::{
+    api::apps::v1::Deployment,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::Timestamp,
+};
+
+use super::{error::Error, validate::ValidSpec};
+use crate::{
+    api::{ConditionStatus, ModelDeploymentStatus, Phase, RevisionStatus, condition_types as ct},
+    build::labels,
+};
+
+/// What one reconcile saw.
+pub struct Observation<'a> {
+    /// `metadata.generation` of the ModelDeployment.
+    pub generation: Option<i64>,
+    /// The validated spec, when validation passed.
+    pub spec: Option<&'a ValidSpec>,
+    /// The Deployment as the API server returned it (after apply, or read when apply was skipped).
+    pub deployment: Option<&'a Deployment>,
+    /// A permanent error of this reconcile.
+    pub error: Option<&'a Error>,
+}
+
+/// One condition before it gets its transition time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub type_: &'static str,
+    pub status: ConditionStatus,
+    pub reason: String,
+    pub message: String,
+}
+
+fn verdict(type_: &'static str, status: bool, reason: &str, message: String) -> Verdict {
+    Verdict {
+        type_,
+        status: status.into(),
+        reason: reason.into(),
+        message,
+    }
+}
+
+/// Replica counts and health read off a Deployment.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DeploymentView {
+    pub desired: i32,
+    pub replicas: i32,
+    pub ready: i32,
+    pub updated: i32,
+    pub available: i32,
+    /// The Deployment controller has seen the latest spec.
+    pub observed: bool,
+    /// `Progressing=False` with `ProgressDeadlineExceeded`, with its message.
+    pub stalled: Option<String>,
+    /// `ReplicaFailure=True`, with its message.
+    pub replica_failure: Option<String>,
+}
+
+impl DeploymentView {
+    /// Read the fields that matter from a Deployment.
+    pub fn of(d: &Deployment) -> Self {
+        let status = d.status.clone().unwrap_or_default();
+        let conditions = status.conditions.unwrap_or_default();
+        let find = |t: &str, s: &str| {
+            conditions
+                .iter()
+                .find(|c| c.type_.as_deref() == Some(t) && c.status.as_deref() == Some(s))
+                .map(|c| {
+                    (
+                        c.reason.clone().unwrap_or_default(),
+                        c.message.clone().unwrap_or_default(),
+                    )
+                })
+        };
+        Self {
+            desired: d.spec.replicas.unwrap_or(1),
+            replicas: status.replicas.unwrap_or(0),
+            ready: status.ready_replicas.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+            observed: status.observed_generation >= d.metadata.generation,
+            stalled: find("Progressing", "False")
+                .filter(|(reason, _)| reason == "ProgressDeadlineExceeded")
+                .map(|(_, m)| m),
+            replica_failure: find("ReplicaFailure", "True").map(|(_, m)| m),
+        }
+    }
+
+    /// All pods run the latest template and are ready; no older pods remain.
+    pub fn rolled_out(&self) -> bool {
+        self.observed
+            && self.updated >= self.desired
+            && self.replicas == self.updated
+            && self.available >= self.desired
+    }
+}
+
+/// Decide the three conditions.
+///
+/// ```
+/// use modelpilot::controller::status::{DeploymentView, conditions_for};
+/// let rolling = DeploymentView { desired: 2, replicas: 3, ready: 2, updated: 1, available: 2,
+///                                observed: true, ..Default::default() };
+/// let [ready, progressing, degraded] = conditions_for(Some(&rolling), None);
+/// assert_eq!((ready.reason.as_str(), progressing.reason.as_str(), degraded.reason.as_str()),
+///            ("MinimumReplicasReady", "RollingOut", "AsExpected"));
+/// ```
+pub fn conditions_for(view: Option<&DeploymentView>, error: Option<&Error>) -> [Verdict; 3] {
+    let ready = match view {
+        None => verdict(
+            ct::READY,
+            false,
+            "NoDeployment",
+            "the Deployment does not exist yet".into(),
+        ),
+        Some(v) if v.desired == 0 => verdict(
+            ct::READY,
+            true,
+            "ScaledToZero",
+            "0 replicas requested".into(),
+        ),
+        Some(v) if v.ready >= v.desired && v.rolled_out() => verdict(
+            ct::READY,
+            true,
+            "AllReplicasReady",
+            format!("{}/{} replicas ready", v.ready, v.desired),
+        ),
+        Some(v) if v.ready >= v.desired => verdict(
+            ct::READY,
+            true,
+            "MinimumReplicasReady",
+            format!(
+                "{}/{} replicas ready while a rollout proceeds",
+                v.ready, v.desired
+            ),
+        ),
+        Some(v) => verdict(
+            ct::READY,
+            false,
+            "ReplicasNotReady",
+            format!(
+                "{}/{} replicas ready (model downloading, verifying or loading)",
+                v.ready, v.desired
+            ),
+        ),
+    };
+    let progressing = match view {
+        None => verdict(
+            ct::PROGRESSING,
+            true,
+            "Creating",
+            "creating the Deployment".into(),
+        ),
+        Some(v) if v.stalled.is_some() => verdict(
+            ct::PROGRESSING,
+            false,
+            "ProgressDeadlineExceeded",
+            v.stalled.clone().unwrap_or_default(),
+        ),
+        Some(v) if v.rolled_out() => verdict(
+            ct::PROGRESSING,
+            false,
+            "RolloutComplete",
+            format!("all {} replicas run the current revision", v.desired),
+        ),
+        Some(v) => verdict(
+            ct::PROGRESSING,
+            true,
+            "RollingOut",
+            format!(
+                "{}/{} replicas updated, {} ready, {} total",
+                v.updated, v.desired, v.ready, v.replicas
+            ),
+        ),
+    };
+    let degraded = match (error, view) {
+        (Some(e), _) => verdict(ct::DEGRADED, true, e.reason(), e.to_string()),
+        (None, Some(v)) if v.replica_failure.is_some() => verdict(
+            ct::DEGRADED,
+            true,
+            "ReplicaFailure",
+            v.replica_failure.clone().unwrap_or_default(),
+        ),
+        (None, Some(v)) if v.stalled.is_some() => verdict(
+            ct::DEGRADED,
+            true,
+            "RolloutStalled",
+            v.stalled.clone().unwrap_or_default(),
+        ),
+        _ => verdict(
+            ct::DEGRADED,
+            false,
+            "AsExpected",
+            "no problems observed".into(),
+        ),
+    };
+    [ready, progressing, degraded]
+}
+
+/// Merge verdicts into the old conditions: `lastTransitionTime` only moves on a status flip.
+pub fn merge_conditions(
+    old: &[Condition],
+    verdicts: &[Verdict],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    verdicts
+        .iter()
+        .map(|v| {
+            let since = old
+                .iter()
+                .find(|c| c.type_ == v.type_ && c.status == v.status.as_str())
+                .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+            Condition {
+                type_: v.type_.into(),
+                status: v.status.as_str().into(),
+                reason: v.reason.clone(),
+                message: v.message.clone(),
+                observed_generation: generation,
+                last_transition_time: since,
+            }
+        })
+        .collect()
+}
+
+/// The phase summarising a set of conditions.
+pub fn derive_phase(conditions: &[Condition]) -> Phase {
+    let is_true = |t: &str| {
+        conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
+    if is_true(ct::DEGRADED) {
+        Phase::Degraded
+    } else if is_true(ct::PROGRESSING) {
+        Phase::Progressing
+    } else if is_true(ct::READY) {
+        Phase::Ready
+    } else {
+        Phase::Pending
+    }
+}
+
+/// The current time at the second precision the API server stores.
+pub fn now() -> Time {
+    let secs = Timestamp::now().as_second();
+    Time(Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// The status to write for an observation.
+pub fn desired_status(
+    old: &ModelDeploymentStatus,
+    obs: &Observation<'_>,
+    now: &Time,
+) -> ModelDeploymentStatus {
+    let view = obs.deployment.map(DeploymentView::of);
+    let verdicts = conditions_for(view.as_ref(), obs.error);
+    let conditions = merge_conditions(&old.conditions, &verdicts, obs.generation, now);
+    let view = view.unwrap_or_default();
+    ModelDeploymentStatus {
+        observed_generation: obs.generation,
+        phase: derive_phase(&conditions),
+        conditions,
+        replicas: view.replicas,
+        ready_replicas: view.ready,
+        updated_replicas: view.updated,
+        selector: obs
+            .spec
+            .map(|s| labels::selector_string(&labels::service_selector(s)))
+            .or_else(|| old.selector.clone()),
+        revision: obs.spec.map(revision_of).or_else(|| old.revision.clone()),
+    }
+}
+
+fn revision_of(spec: &ValidSpec) -> RevisionStatus {
+    RevisionStatus {
+        name: spec.revision.clone(),
+        uri: spec.model_uri.clone(),
+        sha256: spec.sha256.clone(),
+        version: spec.version.clone(),
+    }
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
