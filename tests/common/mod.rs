@@ -157,7 +157,10 @@ where
     match tokio::time::timeout(timeout, await_condition(api.clone(), name, cond)).await {
         Ok(Ok(Some(obj))) => obj,
         Ok(Ok(None)) => {
-            panic!("{} {name} was deleted while waiting", std::any::type_name::<K>())
+            panic!(
+                "{} {name} was deleted while waiting",
+                std::any::type_name::<K>()
+            )
         }
         Ok(Err(err)) => panic!("watching {name}: {err}"),
         Err(_) => {
@@ -182,5 +185,64 @@ where
             ns.dump_events().await;
             std::panic::resume_unwind(panic)
         }
+    }
+}
+
+/// A controller running in this test process, watching only one namespace.
+pub struct RunningController {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningController {
+    /// Start `modelpilot::controller::run` for `ns` (leader election off: one per namespace).
+    pub fn start(ns: &TestNamespace) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let config = modelpilot::controller::RunConfig {
+            namespace: Some(ns.name.clone()),
+            defaults: modelpilot::controller::validate::Defaults {
+                server_image: "modelpilot/modelpilot:test".into(),
+            },
+            metrics: modelpilot::telemetry::metrics::ControllerMetrics::new(),
+            identity: format!("test-{}", ns.name),
+        };
+        let task = tokio::spawn(modelpilot::controller::run(
+            ns.client.clone(),
+            config,
+            stop.clone(),
+        ));
+        Self { stop, task }
+    }
+
+    /// Stop it and wait for running reconciles to finish.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(WAIT, self.task).await;
+    }
+}
+
+/// Load a ModelDeployment manifest from `examples/`.
+pub fn example(name: &str) -> modelpilot::api::ModelDeployment {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// A condition on a ModelDeployment's status condition `type_` having `status`.
+pub fn has_condition(
+    type_: &'static str,
+    status: &'static str,
+) -> impl Condition<modelpilot::api::ModelDeployment> {
+    move |obj: Option<&modelpilot::api::ModelDeployment>| {
+        obj.and_then(|o| o.status.as_ref())
+            .map(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.status == status)
+            })
+            .unwrap_or(false)
     }
 }
