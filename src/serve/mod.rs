@@ -1,10 +1,163 @@
-//! The inference server.
+//! The inference server (`modelpilot serve`): fetches one ONNX model, loads it into ONNX
+//! Runtime and serves it over the Open Inference Protocol v2 (REST, with the binary tensor
+//! extension), with optional dynamic batching, Prometheus metrics and label feedback.
+//!
+//! The HTTP listener starts first so liveness answers at once; readiness turns true only
+//! after the model is downloaded, verified, loaded and warmed up.
 
-/// Flags of `modelpilot serve`.
-#[derive(clap::Args, Debug)]
-pub struct ServeArgs {}
+pub mod batching;
+pub mod binary;
+pub mod config;
+pub mod http;
+pub mod json_data;
+pub mod model;
+pub mod observe;
+pub mod ort_values;
+pub mod protocol;
+pub mod shutdown;
+pub mod source;
+pub mod tensor;
+pub mod validate;
+
+use std::{
+    sync::{Arc, OnceLock, atomic::AtomicBool, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+pub use self::config::ServeArgs;
+use self::{
+    batching::Batcher,
+    http::{AppState, Served},
+    model::Model,
+    observe::{BaselineProfile, ServeMetrics, ServeMetricsConfig},
+};
 
 /// Entry point of `modelpilot serve`.
-pub fn main(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub fn main(args: ServeArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("serve-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let name = args.model_name();
+    let mut metrics_config = ServeMetricsConfig::new(&name, &args.model_version);
+    if let Some(path) = &args.baseline_profile {
+        let profile = BaselineProfile::load(path)
+            .with_context(|| format!("baseline profile {}", path.display()))?;
+        metrics_config.profile = Some(profile);
+    }
+    let state = Arc::new(AppState {
+        model_name: name,
+        model_version: args.model_version.clone(),
+        max_body_bytes: args.max_body_bytes,
+        ready: AtomicBool::new(false),
+        served: OnceLock::new(),
+        metrics: ServeMetrics::new(metrics_config),
+    });
+    let addr = (args.http_host, args.http_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", addr.0, addr.1))?;
+    tracing::info!(addr = %listener.local_addr()?, model = %state.model_name, "listening");
+
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown::on_signal(token.clone()));
+    let loader = tokio::spawn(load(args.clone(), Arc::clone(&state), token.clone()));
+    let server = axum::serve(listener, http::router(Arc::clone(&state)))
+        .with_graceful_shutdown(not_ready_on_cancel(Arc::clone(&state), token.clone()));
+    let drain_limit = Duration::from_secs(args.shutdown_timeout_secs);
+    tokio::select! {
+        result = server => result.context("HTTP server failed")?,
+        () = async { token.cancelled().await; tokio::time::sleep(drain_limit).await } => {
+            tracing::warn!("in-flight requests did not finish within {drain_limit:?}; exiting");
+        }
+    }
+    if let Some(served) = state.served.get() {
+        served.model.close();
+    }
+    if loader.is_finished() {
+        loader.await.context("model loader failed")??;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves when shutdown starts, after marking the server not ready.
+async fn not_ready_on_cancel(state: Arc<AppState>, token: CancellationToken) {
+    token.cancelled().await;
+    state.ready.store(false, Ordering::Release);
+    state.metrics.set_ready(false);
+}
+
+/// Fetches, verifies, loads and warms up the model, then marks the server ready. On failure
+/// the server shuts down and the error becomes the process's exit message.
+async fn load(
+    args: ServeArgs,
+    state: Arc<AppState>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let result = load_model(&args, &state).await;
+    if let Err(err) = &result {
+        tracing::error!("{err:#}");
+        token.cancel();
+    }
+    result
+}
+
+async fn load_model(args: &ServeArgs, state: &AppState) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let path = source::fetch(
+        &args.model_uri,
+        args.sha256.as_deref(),
+        &args.source_limits(),
+    )
+    .await?;
+    let session_config = args.session_config();
+    let (name, version) = (state.model_name.clone(), state.model_version.clone());
+    let model = tokio::task::spawn_blocking(move || -> anyhow::Result<Model> {
+        let env = model::init_runtime()?;
+        let model = Model::load(&env, &path, &name, &version, &session_config)?;
+        model.warm_up()?;
+        Ok(model)
+    })
+    .await
+    .context("model loading task failed")??;
+    let model = Arc::new(model);
+    let batcher = match args.batch_config() {
+        Some(config) if model.info.batchable() => {
+            let metrics = state.metrics.clone();
+            let observe = Arc::new(move |requests, rows| metrics.observe_batch(requests, rows));
+            Some(Batcher::spawn(Arc::clone(&model), config, observe))
+        }
+        Some(_) => {
+            tracing::warn!(
+                "--batching ignored: not every input and output has a dynamic first dimension"
+            );
+            None
+        }
+        None => None,
+    };
+    if state.served.set(Served { model, batcher }).is_err() {
+        anyhow::bail!("model loaded twice");
+    }
+    let elapsed = start.elapsed();
+    state.metrics.set_model_load_seconds(elapsed.as_secs_f64());
+    state.metrics.set_ready(true);
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "model ready");
+    Ok(())
 }
