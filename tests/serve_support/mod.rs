@@ -1,0 +1,225 @@
+//! Shared harness of the `serve_*` integration tests: the generated test models, and the
+//! real `modelpilot serve` binary started on a free port and awaited until ready.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex, OnceLock, mpsc},
+    time::{Duration, Instant},
+};
+
+/// How long a server may take to become ready (debug builds, loaded CI machine).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the serve tests need the Python test environment; \
+             run `eval \"$(hack/pyenv.sh)\"` first (make test does this)"
+        )
+    })
+}
+
+/// The Python interpreter of the test venv.
+pub fn python() -> String {
+    required_env("MODELPILOT_PYTHON")
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Directory with the generated models, made once (per version of the generator) and shared
+/// by every test binary.
+pub fn models() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let _ = required_env("ORT_DYLIB_PATH");
+        let script = repo().join("hack/models/make_models.py");
+        let source = std::fs::read(&script).expect("read make_models.py");
+        let key = source.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+        let dir =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-models-{key:016x}"));
+        if dir.join("identity.onnx").exists() {
+            return dir;
+        }
+        let staging = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("serve-models-{key:016x}.{}", std::process::id()));
+        let status = Command::new(python())
+            .arg(&script)
+            .arg(&staging)
+            .status()
+            .expect("run make_models.py");
+        assert!(status.success(), "make_models.py failed: {status}");
+        // Another test binary may have won the race; either copy is complete.
+        if std::fs::rename(&staging, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        dir
+    })
+}
+
+/// A running `modelpilot serve`; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub base: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts the server with `args` (plus `--http-host 127.0.0.1 --http-port 0`) and returns
+/// once it listens (not necessarily ready).
+pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_modelpilot"));
+    command
+        .arg("serve")
+        .args(["--http-host", "127.0.0.1", "--http-port", "0"])
+        .args(args)
+        .env("RUST_LOG", "info,ort=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn modelpilot serve");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(port) = listening_port(&line) {
+                let _ = tx.send(port);
+            }
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            let log = log.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+            panic!("server did not start listening:\n{log}")
+        });
+    Server {
+        child,
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    }
+}
+
+fn listening_port(line: &str) -> Option<u16> {
+    if !line.contains("listening") {
+        return None;
+    }
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))?;
+    addr.rsplit(':').next()?.parse().ok()
+}
+
+impl Server {
+    /// Starts a server for `model` (a file in [`models`]) and waits until it is ready.
+    pub fn ready(model: &str, extra: &[&str]) -> Server {
+        let path = models().join(model);
+        let path = path.to_str().expect("utf-8 path");
+        let mut args = vec!["--model-uri", path];
+        args.extend_from_slice(extra);
+        let mut server = spawn(&args, &[]);
+        server.wait_ready();
+        server
+    }
+
+    /// Polls `/v2/health/ready` until 200 (bounded by [`READY_TIMEOUT`]).
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("server exited with {status}:\n{}", self.log_text());
+            }
+            if http_status(&format!("{}/v2/health/ready", self.base)) == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "server not ready after {READY_TIMEOUT:?}:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Waits for the process to exit (bounded).
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server still running after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status of a plain GET over a fresh connection, `None` if the server is unreachable.
+pub fn http_status(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// A runtime for async HTTP in synchronous tests.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
