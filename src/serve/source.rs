@@ -58,26 +58,36 @@ pub async fn fetch(
     limits: &SourceLimits,
 ) -> Result<PathBuf, SourceError> {
     let expected = sha256.map(normalize_digest).transpose()?;
-    if uri.starts_with("https://") || uri.starts_with("http://") {
-        return download(
-            uri,
-            expected.as_deref(),
-            limits,
-            http_stream(uri, limits).await?,
-        )
-        .await;
-    }
-    if let Some(rest) = uri.strip_prefix("s3://") {
-        let stream = s3_stream(uri, rest).await?;
-        return download(uri, expected.as_deref(), limits, stream).await;
+    let expected = expected.as_deref();
+    let remote =
+        uri.starts_with("https://") || uri.starts_with("http://") || uri.starts_with("s3://");
+    if remote {
+        let target = cache_path(uri, limits);
+        if let Some(expected) = expected
+            && verify_local(&target, Some(expected)).await.is_ok()
+        {
+            tracing::info!(path = %target.display(), "model found in cache");
+            return Ok(target);
+        }
+        let stream = match uri.strip_prefix("s3://") {
+            Some(rest) => s3_stream(uri, rest).await?,
+            None => http_stream(uri, limits).await?,
+        };
+        return download(uri, expected, limits, stream).await;
     }
     let path = match uri.strip_prefix("file://") {
         Some(path) => PathBuf::from(path),
         None if uri.contains("://") => return Err(SourceError::Scheme(uri.into())),
         None => PathBuf::from(uri),
     };
-    verify_local(&path, expected.as_deref()).await?;
+    verify_local(&path, expected).await?;
     Ok(path)
+}
+
+/// Where the download of `uri` is kept (named by the hash of the URI).
+fn cache_path(uri: &str, limits: &SourceLimits) -> PathBuf {
+    let key = hex::encode(Sha256::digest(uri.as_bytes()));
+    limits.cache_dir.join(format!("{}.onnx", &key[..24]))
 }
 
 fn normalize_digest(digest: &str) -> Result<String, SourceError> {
@@ -209,15 +219,10 @@ async fn download(
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| io(dir, e))?;
-    let key = hex::encode(Sha256::digest(uri.as_bytes()));
-    let target = dir.join(format!("{}.onnx", &key[..24]));
-    if let Some(expected) = expected
-        && verify_local(&target, Some(expected)).await.is_ok()
-    {
-        tracing::info!(path = %target.display(), "model found in cache");
-        return Ok(target);
-    }
-    let temp = dir.join(format!(".{}.{}.part", &key[..24], std::process::id()));
+    let target = cache_path(uri, limits);
+    let mut temp_name = target.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(format!(".{}.part", std::process::id()));
+    let temp = dir.join(temp_name);
     let mut file = tokio::fs::File::create(&temp)
         .await
         .map_err(|e| io(&temp, e))?;
