@@ -31,7 +31,7 @@ fn request(i: usize) -> Value {
         "id": format!("r{i}"),
         "inputs": [{"name": "float_input", "shape": [rows.len(), 4], "datatype": "FP32", "data": rows}]
     });
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         body["outputs"] = json!([{"name": "probabilities"}]);
     }
     body

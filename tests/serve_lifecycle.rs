@@ -118,7 +118,9 @@ fn load_failures_exit_with_one_line_errors() {
     let iris = models().join("iris.onnx");
     let iris = iris.to_str().expect("utf-8");
     let wrong = "0".repeat(64);
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, bool, &str)> = vec![
+    // (arguments, extra environment, remove ORT_DYLIB_PATH, expected text)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, bool, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             vec!["--model-uri", "/nonexistent/m.onnx"],
             vec![],
