@@ -18,9 +18,9 @@ use crate::render::{CHART, FULL_VALUES, Rendered, helm, kubectl, run};
 
 #[test]
 fn helm_lint_passes_with_default_and_full_values() {
-    run(helm().args(["lint", "--strict", CHART]), None);
+    run(helm("lint").args(["--strict", CHART]), None);
     run(
-        helm().args(["lint", "--strict", CHART, "-f", FULL_VALUES]),
+        helm("lint").args(["--strict", CHART, "-f", FULL_VALUES]),
         None,
     );
 }
@@ -28,10 +28,14 @@ fn helm_lint_passes_with_default_and_full_values() {
 #[test]
 fn values_schema_rejects_bad_values() {
     for (set, complaint) in [
-        ("logFormat=xml", "logFormat"),
-        ("metrics.port=80", "metrics"),
-        ("replicaCount=0", "replicaCount"),
-        ("imagePullPolicy=Always", "imagePullPolicy"),
+        ("logFormat=xml", "at '/logFormat'"),
+        ("metrics.port=80", "at '/metrics/port': minimum"),
+        ("replicaCount=0", "at '/replicaCount': minimum"),
+        ("watchNamespace=Models", "at '/watchNamespace'"),
+        (
+            "imagePullPolicy=Always",
+            "additional properties 'imagePullPolicy' not allowed",
+        ),
     ] {
         let out = render::try_template("bad-values", "default", &["--set", set]);
         let err = out.expect_err(&format!(

@@ -45,9 +45,25 @@ fn tool(name: &str) -> PathBuf {
     })
 }
 
-/// `helm`, with its caches kept out of the repository.
-pub fn helm() -> Command {
-    Command::new(tool("helm"))
+/// The Kubernetes version of the test control plane, from `hack/cluster/versions.env`.
+///
+/// `helm template` and `helm lint` run offline, so they are told which version to render for
+/// (a helm built from source would otherwise assume an old default and refuse the chart).
+pub fn kube_version() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hack/cluster/versions.env");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("KUBERNETES_VERSION="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("no KUBERNETES_VERSION in {}", path.display()))
+}
+
+/// `helm <subcommand> --kube-version <pinned>`.
+pub fn helm(subcommand: &str) -> Command {
+    let mut command = Command::new(tool("helm"));
+    command.args([subcommand, "--kube-version", &kube_version()]);
+    command
 }
 
 /// `kubectl` talking to the test control plane.
@@ -97,8 +113,8 @@ pub fn run(command: &mut Command, stdin: Option<&str>) -> String {
 /// `helm template <release> charts/modelpilot --namespace <namespace> <args>`.
 pub fn try_template(release: &str, namespace: &str, args: &[&str]) -> Result<String, String> {
     try_run(
-        helm()
-            .args(["template", release, CHART, "--namespace", namespace])
+        helm("template")
+            .args([release, CHART, "--namespace", namespace])
             .args(args),
         None,
     )
