@@ -1,0 +1,18 @@
+-- wrk script of the serving benchmark: POSTs one JSON body (BENCH_BODY, a file) to
+-- BENCH_PATH and prints the run's figures as one JSON line, read by hack/bench/bench.py.
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.path = os.getenv("BENCH_PATH")
+wrk.body = f:read("*a")
+wrk.headers["Content-Type"] = "application/json"
+f:close()
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "bytes": %d, "errors": %d, "non2xx": %d, ' ..
+    '"p50_us": %.1f, "p90_us": %.1f, "p99_us": %.1f, "max_us": %.1f}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
