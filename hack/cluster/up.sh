@@ -53,6 +53,9 @@ start_etcd() {
 	wait_http etcd "http://127.0.0.1:$ETCD_CLIENT_PORT/health" "$ready_timeout"
 }
 
+# The kubernetes Service's endpoints would point at 127.0.0.1, which the
+# endpoint reconciler refuses (loopback); no pod here dials the API server
+# through that Service, so the reconciler is off.
 start_apiserver() {
 	start_daemon kube-apiserver "$bin_dir/kube-apiserver" \
 		--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
@@ -64,6 +67,7 @@ start_apiserver() {
 		--service-account-key-file="$pki_dir/sa.pub" \
 		--service-account-signing-key-file="$pki_dir/sa.key" \
 		--service-cluster-ip-range=10.96.0.0/16 \
+		--endpoint-reconciler-type=none \
 		--profiling=false
 	local args; mapfile -t args < <(admin_curl_args)
 	wait_http kube-apiserver "https://127.0.0.1:$API_PORT/readyz" "$ready_timeout" "${args[@]}"
