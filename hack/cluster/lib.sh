@@ -50,14 +50,34 @@ PY
 
 pid_file() { printf '%s/%s.pid\n' "$run_dir" "$1"; }
 
-# is_running NAME: the process recorded in NAME's pid file is alive.
-is_running() {
-	local f pid
+# proc_start PID: the process's start time in clock ticks since boot, so a
+# pid file is never mistaken for an unrelated process that reused the pid.
+proc_start() {
+	local stat fields
+	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	stat="${stat##*) }"
+	read -r -a fields <<<"$stat"
+	printf '%s\n' "${fields[19]}"
+}
+
+# recorded_pid NAME: prints the pid from NAME's pid file if that process is
+# still the one recorded (same start time); fails otherwise.
+recorded_pid() {
+	local f pid start
 	f="$(pid_file "$1")"
 	[[ -f "$f" ]] || return 1
-	pid="$(<"$f")"
-	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+	read -r pid start <"$f" || true
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	if [[ -n "${start:-}" ]]; then
+		[[ "$(proc_start "$pid")" == "$start" ]] || return 1
+	else
+		kill -0 "$pid" 2>/dev/null || return 1 # pid file without a start time
+	fi
+	printf '%s\n' "$pid"
 }
+
+# is_running NAME: the process recorded in NAME's pid file is alive.
+is_running() { recorded_pid "$1" >/dev/null; }
 
 # start_daemon NAME CMD...: runs CMD in a session (and process group) of
 # its own, logging to .cluster/logs/NAME.log, and records its pid, which is
@@ -67,7 +87,7 @@ start_daemon() {
 	mkdir -p "$run_dir" "$log_dir"
 	setsid "$@" >"$log_dir/$name.log" 2>&1 </dev/null &
 	local pid=$!
-	printf '%s\n' "$pid" >"$(pid_file "$name")"
+	printf '%s %s\n' "$pid" "$(proc_start "$pid")" >"$(pid_file "$name")"
 	log "started $name (pid $pid, log .cluster/logs/$name.log)"
 }
 
@@ -77,8 +97,7 @@ stop_daemon() {
 	local name="$1" timeout="${2:-20}" f pid deadline
 	f="$(pid_file "$name")"
 	[[ -f "$f" ]] || return 0
-	pid="$(<"$f")"
-	if [[ "$pid" =~ ^[0-9]+$ ]] && group_alive "$pid"; then
+	if pid="$(recorded_pid "$name")" && group_alive "$pid"; then
 		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 		deadline=$((SECONDS + timeout))
 		while group_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done

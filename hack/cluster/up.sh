@@ -104,6 +104,7 @@ start_kwok() {
 		--manage-all-nodes=false \
 		--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
 		--node-lease-duration-seconds=40 \
+		--cidr=10.244.0.0/16 \
 		--server-address="127.0.0.1:$KWOK_PORT"
 	wait_http kwok "http://127.0.0.1:$KWOK_PORT/healthz" "$ready_timeout"
 }
