@@ -39,7 +39,6 @@ use super::status::ModelDeploymentStatus;
         "metadata.name must start with a lowercase letter, contain only lowercase letters, digits \
          and '-', and be at most 50 characters (it names the Deployment and Service)"
     )
-    .field_path(".metadata.name")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ModelDeploymentSpec {
