@@ -94,7 +94,7 @@ pub struct ModelSpec {
     ).message(
         "model.uri must start with file://, pvc://, https:// or s3:// (at most 2048 characters)"
     ))]
-    #[x_kube(validation = Rule::new("!self.startsWith('file://') || self.startsWith('file:///')")
+    #[x_kube(validation = Rule::new("!self.startsWith('file://') || self.matches('^file:///.+$')")
         .message("model.uri: a file:// URI needs an absolute path, e.g. file:///models/model.onnx"))]
     #[x_kube(validation = Rule::new(
         "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/[^/].*$')"
