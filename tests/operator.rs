@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    RunningController, TestNamespace, WAIT, example, has_condition, wait_for, with_events,
+    RunningController, TestNamespace, WAIT, example, has_condition, wait_for, wait_gone,
+    with_events,
 };
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{
@@ -127,9 +128,9 @@ async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
             .delete(&name, &DeleteParams::foreground())
             .await
             .expect("delete");
-        wait_for(&deployments, &name, WAIT, conditions::is_deleted(&uid)).await;
+        wait_gone(&deployments, &name, &uid, WAIT).await;
         let svc_uid = svc.uid().unwrap_or_default();
-        wait_for(&services, &name, WAIT, conditions::is_deleted(&svc_uid)).await;
+        wait_gone(&services, &name, &svc_uid, WAIT).await;
     })
     .await;
     controller.stop().await;

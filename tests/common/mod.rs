@@ -173,6 +173,30 @@ where
     }
 }
 
+/// Watch `name` until it is gone (or replaced by an object with another uid), failing after
+/// `timeout` with the object dumped.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, uid: &str, timeout: Duration)
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+{
+    let gone = tokio::time::timeout(
+        timeout,
+        await_condition(api.clone(), name, conditions::is_deleted(uid)),
+    )
+    .await;
+    match gone {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => panic!("watching {name}: {err}"),
+        Err(_) => {
+            dump(api, name).await;
+            panic!(
+                "timed out after {timeout:?} waiting for {} {name} to be deleted",
+                std::any::type_name::<K>()
+            )
+        }
+    }
+}
+
 /// Run `check` against the outcome, dumping namespace events first when it panics.
 pub async fn with_events<F, T>(ns: &TestNamespace, fut: F) -> T
 where
