@@ -8,10 +8,10 @@ use common::{
     RunningController, TestNamespace, WAIT, example, has_condition, wait_for, wait_gone,
     with_events,
 };
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service, events::v1::Event};
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
     runtime::wait::conditions,
 };
 use modelpilot::api::{ModelDeployment, Phase};
@@ -36,6 +36,16 @@ fn revision_label(d: &Deployment) -> Option<String> {
         .as_ref()
         .and_then(|m| m.labels.as_ref())
         .and_then(|l| l.get("modelpilot.io/revision").cloned())
+}
+
+/// Reasons of the events recorded about ModelDeployment `name`.
+async fn event_reasons(ns: &TestNamespace, name: &str) -> Vec<String> {
+    let events: Api<Event> = ns.api();
+    let params = ListParams::default().fields(&format!(
+        "regarding.name={name},regarding.kind=ModelDeployment"
+    ));
+    let list = events.list(&params).await.expect("list events");
+    list.items.into_iter().filter_map(|e| e.reason).collect()
 }
 
 #[tokio::test]
@@ -84,6 +94,15 @@ async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
             .iter()
             .find(|c| c.type_ == "Degraded")
             .map(|c| c.last_transition_time.clone());
+
+        // Events tell the story: the revision was created, then the service became ready.
+        let reasons = event_reasons(&ns, &name).await;
+        for want in ["RevisionCreated", "Ready"] {
+            assert!(
+                reasons.iter().any(|r| r == want),
+                "no {want} event in {reasons:?}"
+            );
+        }
 
         // A new model URI is a new revision, rolled out through the Deployment.
         let patch =
