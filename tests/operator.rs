@@ -38,14 +38,26 @@ fn revision_label(d: &Deployment) -> Option<String> {
         .and_then(|l| l.get("modelpilot.io/revision").cloned())
 }
 
-/// Reasons of the events recorded about ModelDeployment `name`.
-async fn event_reasons(ns: &TestNamespace, name: &str) -> Vec<String> {
+/// Wait until events with every one of `reasons` were recorded about ModelDeployment `name`
+/// (events are published just after the status write a test watches for).
+async fn await_events(ns: &TestNamespace, name: &str, reasons: &[&str]) {
     let events: Api<Event> = ns.api();
     let params = ListParams::default().fields(&format!(
         "regarding.name={name},regarding.kind=ModelDeployment"
     ));
-    let list = events.list(&params).await.expect("list events");
-    list.items.into_iter().filter_map(|e| e.reason).collect()
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let list = events.list(&params).await.expect("list events");
+        let seen: Vec<String> = list.items.into_iter().filter_map(|e| e.reason).collect();
+        if reasons.iter().all(|want| seen.iter().any(|r| r == want)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events {reasons:?} not all recorded: {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
