@@ -108,13 +108,7 @@ async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
             .map(|c| c.last_transition_time.clone());
 
         // Events tell the story: the revision was created, then the service became ready.
-        let reasons = event_reasons(&ns, &name).await;
-        for want in ["RevisionCreated", "Ready"] {
-            assert!(
-                reasons.iter().any(|r| r == want),
-                "no {want} event in {reasons:?}"
-            );
-        }
+        await_events(&ns, &name, &["RevisionCreated", "Ready"]).await;
 
         // A new model URI is a new revision, rolled out through the Deployment.
         let patch =
