@@ -82,6 +82,8 @@ fn invalid_cases() -> Vec<Invalid> {
         invalid("pvc without path", set(URI, json!("pvc://model-store")), PVC),
         invalid("pvc claim uppercase", set(URI, json!("pvc://Model-Store/iris.onnx")), PVC),
         invalid("pvc absolute path", set(URI, json!("pvc://model-store//iris.onnx")), PVC),
+        invalid("pvc claim over 63 chars", set(URI, json!(format!("pvc://{}/m.onnx", "c".repeat(64)))), PVC),
+        invalid("https without host", set(URI, json!("https:///models/iris.onnx")), "an https:// URI needs a host"),
         invalid("sha256 short", set("/spec/model/sha256", json!("abc123")), SHA),
         invalid("sha256 not hex", set("/spec/model/sha256", json!("g".repeat(64))), SHA),
         invalid("sha256 65 chars", set("/spec/model/sha256", json!("a".repeat(65))), SHA),

@@ -97,8 +97,10 @@ pub struct ModelSpec {
     #[x_kube(validation = Rule::new("!self.startsWith('file://') || self.matches('^file:///.+$')")
         .message("model.uri: a file:// URI needs an absolute path, e.g. file:///models/model.onnx"))]
     #[x_kube(validation = Rule::new(
-        "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/[^/].*$')"
+        "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[^/].*$')"
     ).message("model.uri: a pvc:// URI must be pvc://<claim-name>/<path inside the volume>"))]
+    #[x_kube(validation = Rule::new("!self.startsWith('https://') || self.matches('^https://[^/]+/?.*$')")
+        .message("model.uri: an https:// URI needs a host, e.g. https://models.example.com/model.onnx"))]
     #[x_kube(validation = Rule::new(
         "!self.startsWith('s3://') || self.matches('^s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/[^/].*$')"
     ).message("model.uri: an s3:// URI must be s3://<bucket>/<key>"))]
