@@ -80,6 +80,7 @@ print_summary() {
 
 main() {
 	trap on_exit EXIT
+	trap 'exit 130' INT TERM
 	if [[ -x hack/pyenv.sh ]]; then
 		step "python env (hack/pyenv.sh)" python_env || true
 	fi

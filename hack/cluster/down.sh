@@ -12,6 +12,22 @@ set -euo pipefail
 # shellcheck source=hack/cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# stop_strays: processes started from this checkout's .cluster/bin whose pid
+# files are gone (e.g. .cluster/run deleted by hand). Returns 1 if none.
+stop_strays() {
+	local pattern pids pid
+	pattern="^$(printf '%s' "$bin_dir/" | sed 's/[.[\*^$]/\\&/g')"
+	pids="$(pgrep -f "$pattern" || true)"
+	[[ -n "$pids" ]] || return 1
+	log "stopping processes without a pid file: $(echo $pids)"
+	kill -TERM $pids 2>/dev/null || true
+	for pid in $pids; do
+		local deadline=$((SECONDS + 20))
+		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+	done
+}
+
 main() {
 	local f name stopped=0 i
 	shopt -s nullglob
@@ -28,6 +44,7 @@ main() {
 		stop_daemon "$name" 20
 		stopped=1
 	done
+	stop_strays && stopped=1
 	rm -rf "$etcd_data_dir" "$run_dir" "$state_dir/kwok"
 	if ((stopped)); then log "cluster down"; else log "cluster was not running: nothing to do"; fi
 }

@@ -145,6 +145,7 @@ main() {
 	command -v curl >/dev/null || die "curl is required"
 	local start=$SECONDS
 	trap on_exit EXIT
+	trap 'exit 130' INT TERM
 	choose_ports
 	"$cluster_here/pki.sh" "$API_PORT"
 	start_etcd
