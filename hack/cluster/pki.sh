@@ -9,6 +9,7 @@
 #   kube-controller-manager system:kube-controller-manager    (bootstrap RBAC role)
 #   kube-scheduler          system:kube-scheduler             (bootstrap RBAC role)
 #   kwok                    system:kwok-controller / system:masters
+#   front-proxy-client      signed by a separate front-proxy CA (aggregation layer)
 #
 # Usage: hack/cluster/pki.sh API_PORT
 set -euo pipefail
@@ -20,17 +21,19 @@ days=30
 
 new_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
+# make_ca NAME CN: a self-signed CA certificate and key.
 make_ca() {
-	new_key "$pki_dir/ca.key"
-	openssl req -x509 -new -key "$pki_dir/ca.key" -days "$days" -subj "/CN=modelpilot-local-ca" \
+	new_key "$pki_dir/$1.key"
+	openssl req -x509 -new -key "$pki_dir/$1.key" -days "$days" -subj "/CN=$2" \
 		-addext "basicConstraints=critical,CA:TRUE" \
 		-addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-		-out "$pki_dir/ca.crt"
+		-out "$pki_dir/$1.crt"
 }
 
-# sign NAME SUBJECT EXT_USAGE [SAN]: key + CSR + certificate signed by the CA.
+# sign NAME SUBJECT EXT_USAGE [SAN]: key + CSR + certificate signed by the
+# CA named in $ca (default: ca).
 sign() {
-	local name="$1" subj="$2" eku="$3" san="${4:-}"
+	local name="$1" subj="$2" eku="$3" san="${4:-}" ca="${ca:-ca}"
 	local ext="$pki_dir/$name.ext"
 	new_key "$pki_dir/$name.key"
 	openssl req -new -key "$pki_dir/$name.key" -subj "$subj" -out "$pki_dir/$name.csr"
@@ -41,7 +44,7 @@ sign() {
 		echo "authorityKeyIdentifier=keyid"
 		[[ -n "$san" ]] && echo "subjectAltName=$san"
 	} >"$ext"
-	openssl x509 -req -in "$pki_dir/$name.csr" -CA "$pki_dir/ca.crt" -CAkey "$pki_dir/ca.key" \
+	openssl x509 -req -in "$pki_dir/$name.csr" -CA "$pki_dir/$ca.crt" -CAkey "$pki_dir/$ca.key" \
 		-CAcreateserial -days "$days" -extfile "$ext" -out "$pki_dir/$name.crt" 2>/dev/null
 	rm -f "$pki_dir/$name.csr" "$ext"
 }
@@ -78,13 +81,17 @@ EOF
 main() {
 	command -v openssl >/dev/null || die "openssl is required (apt-get install openssl)"
 	rm -rf "$pki_dir" && mkdir -p "$pki_dir" && chmod 700 "$pki_dir"
-	make_ca
+	make_ca ca modelpilot-local-ca
 	sign apiserver "/CN=kube-apiserver" serverAuth \
 		"IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 	sign admin "/O=system:masters/CN=modelpilot-admin" clientAuth
 	sign kube-controller-manager "/CN=system:kube-controller-manager" clientAuth
 	sign kube-scheduler "/CN=system:kube-scheduler" clientAuth
 	sign kwok "/O=system:masters/CN=system:kwok-controller" clientAuth
+	# The aggregation layer's front proxy has a CA of its own, as it should:
+	# its client certificate must not be accepted as a user.
+	make_ca front-proxy-ca modelpilot-local-front-proxy-ca
+	ca=front-proxy-ca sign front-proxy-client "/CN=front-proxy-client" clientAuth
 	new_key "$pki_dir/sa.key"
 	openssl pkey -in "$pki_dir/sa.key" -pubout -out "$pki_dir/sa.pub"
 

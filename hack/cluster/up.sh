@@ -68,6 +68,13 @@ start_apiserver() {
 		--service-account-signing-key-file="$pki_dir/sa.key" \
 		--service-cluster-ip-range=10.96.0.0/16 \
 		--endpoint-reconciler-type=none \
+		--requestheader-client-ca-file="$pki_dir/front-proxy-ca.crt" \
+		--requestheader-allowed-names=front-proxy-client \
+		--requestheader-username-headers=X-Remote-User \
+		--requestheader-group-headers=X-Remote-Group \
+		--requestheader-extra-headers-prefix=X-Remote-Extra- \
+		--proxy-client-cert-file="$pki_dir/front-proxy-client.crt" \
+		--proxy-client-key-file="$pki_dir/front-proxy-client.key" \
 		--profiling=false
 	local args; mapfile -t args < <(admin_curl_args)
 	wait_http kube-apiserver "https://127.0.0.1:$API_PORT/readyz" "$ready_timeout" "${args[@]}"
