@@ -107,7 +107,10 @@ async fn batch_loop(
             while let Ok(p) = rx.try_recv() {
                 queue.push_back(p);
             }
-            if compatible_rows(&queue) >= config.max_batch_size {
+            // An elapsed deadline must not reach `timeout_at`: the timer wheel would still
+            // hold the batch for up to a millisecond tick.
+            let full = compatible_rows(&queue) >= config.max_batch_size;
+            if full || tokio::time::Instant::now() >= deadline {
                 break;
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
