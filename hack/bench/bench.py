@@ -163,7 +163,8 @@ def run_servers(args, results):
             log(f"in-process {size:4} c{c:<2}         {fmt(r)}")
         for batching in (False, True):
             cmd = ours_base + ["--model-uri", str(onnx), "--model-name", model]
-            cmd += ["--batching"] if batching else []
+            # Batching on: greedy (no added wait); see docs/performance.md.
+            cmd += ["--batching", "--max-queue-delay-ms", "0"] if batching else []
             with Server(cmd, OURS_PORT) as server:
                 server.wait_ready()
                 wrk(OURS_PORT, model, body, 16, args.warmup)

@@ -18,6 +18,8 @@
 //! }
 //! ```
 //!
+//! A complete example lives in `tests/fixtures/baseline_profile.json`.
+//!
 //! * `input` names the input tensor (optional when the model has one input); `index` is the
 //!   position on the tensor's last dimension (default 0).
 //! * Either `counts` or `proportions` may be given (or neither: then only the live histogram is
@@ -279,6 +281,14 @@ mod tests {
             let err = BaselineProfile::from_json(json).unwrap_err().to_string();
             assert!(err.contains(expected), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let example = include_str!("../../../tests/fixtures/baseline_profile.json");
+        let p = BaselineProfile::from_json(example).unwrap();
+        assert_eq!(p.features.len(), 2);
+        assert!(p.check_inputs(&[("float_input", Some(4))]).is_ok());
     }
 
     #[test]
