@@ -18,19 +18,13 @@ use k8s_openapi::{
     },
 };
 
-use super::{labels, owner_reference, server};
+use super::{child_metadata, labels, server};
 use crate::controller::validate::ValidSpec;
 
 /// Build the Deployment.
 pub fn build(spec: &ValidSpec) -> Deployment {
     Deployment {
-        metadata: ObjectMeta {
-            name: Some(spec.owner.name.clone()),
-            namespace: Some(spec.owner.namespace.clone()),
-            labels: Some(labels::common(spec)),
-            owner_references: Some(vec![owner_reference(spec)]),
-            ..Default::default()
-        },
+        metadata: child_metadata(spec),
         spec: DeploymentSpec {
             replicas: Some(spec.replicas),
             selector: LabelSelector {

@@ -10,7 +10,7 @@ pub mod labels;
 pub mod server;
 pub mod service;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::controller::validate::ValidSpec;
 
@@ -29,6 +29,17 @@ pub fn children(spec: &ValidSpec) -> Children {
     Children {
         deployment: deployment::build(spec),
         service: service::build(spec),
+    }
+}
+
+/// Metadata of a child named after its owner: namespace, common labels, owner reference.
+pub fn child_metadata(spec: &ValidSpec) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(spec.owner.name.clone()),
+        namespace: Some(spec.owner.namespace.clone()),
+        labels: Some(labels::common(spec)),
+        owner_references: Some(vec![owner_reference(spec)]),
+        ..Default::default()
     }
 }
 

@@ -3,22 +3,16 @@
 
 use k8s_openapi::{
     api::core::v1::{Service, ServicePort, ServiceSpec},
-    apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
+    apimachinery::pkg::util::intstr::IntOrString,
 };
 
-use super::{labels, owner_reference, server::PORT_NAME};
+use super::{child_metadata, labels, server::PORT_NAME};
 use crate::controller::validate::ValidSpec;
 
 /// Build the Service.
 pub fn build(spec: &ValidSpec) -> Service {
     Service {
-        metadata: ObjectMeta {
-            name: Some(spec.owner.name.clone()),
-            namespace: Some(spec.owner.namespace.clone()),
-            labels: Some(labels::common(spec)),
-            owner_references: Some(vec![owner_reference(spec)]),
-            ..Default::default()
-        },
+        metadata: child_metadata(spec),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(labels::service_selector(spec)),
