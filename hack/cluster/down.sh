@@ -29,6 +29,7 @@ stop_strays() {
 }
 
 main() {
+	lock_state
 	local f name stopped=0 i
 	shopt -s nullglob
 	# Anything else with a pid file (demo processes) goes first.

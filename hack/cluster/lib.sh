@@ -85,7 +85,7 @@ is_running() { recorded_pid "$1" >/dev/null; }
 start_daemon() {
 	local name="$1"; shift
 	mkdir -p "$run_dir" "$log_dir"
-	setsid "$@" >"$log_dir/$name.log" 2>&1 </dev/null &
+	setsid "$@" >"$log_dir/$name.log" 2>&1 </dev/null 8>&- &
 	local pid=$!
 	printf '%s %s\n' "$pid" "$(proc_start "$pid")" >"$(pid_file "$name")"
 	log "started $name (pid $pid, log .cluster/logs/$name.log)"
@@ -154,4 +154,16 @@ cluster_is_up() {
 	source "$ports_file"
 	mapfile -t args < <(admin_curl_args)
 	curl -fsS --max-time 3 "${args[@]}" "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1
+}
+
+# lock_state: serialises up.sh and down.sh of one checkout, so two callers
+# never start two control planes over each other's pid files. The lock is
+# fd 8, which daemons do not inherit (start_daemon closes it); a script run
+# by a lock holder (up.sh running down.sh) sees CLUSTER_LOCK_HELD.
+lock_state() {
+	[[ "${CLUSTER_LOCK_HELD:-}" == 1 ]] && return 0
+	mkdir -p "$state_dir"
+	exec 8>"$state_dir/.lock"
+	flock -w 600 8 || die "another cluster up/down still holds $state_dir/.lock after 600s"
+	export CLUSTER_LOCK_HELD=1
 }

@@ -136,6 +136,7 @@ on_exit() {
 }
 
 main() {
+	lock_state
 	if cluster_is_up; then
 		log "cluster already up (https://127.0.0.1:$API_PORT, KUBECONFIG=$kubeconfig): nothing to do"
 		return 0
