@@ -72,6 +72,10 @@ class Server:
         """Peak resident set (VmHWM) of the server and all its descendants, in MiB."""
         return sum(vm_hwm_kib(pid) for pid in descendants(self.proc.pid)) / 1024
 
+    def cpu_seconds(self):
+        """User + system CPU time of the server and all its descendants so far."""
+        return sum(cpu_seconds(pid) for pid in descendants(self.proc.pid))
+
     def __exit__(self, *exc):
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -94,6 +98,50 @@ def descendants(pid):
             except OSError:
                 pass
     return pids
+
+
+def cpu_seconds(pid):
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def server_timings(port):
+    """Sums and counts of modelpilot's own infer latency histograms (total, queue, compute),
+    or {} for a server without them."""
+    try:
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        page = response.read().decode() if response.status == 200 else ""
+    except OSError:
+        return {}
+    found = {}
+    for line in page.splitlines():
+        for part in ("request", "queue", "compute"):
+            for stat in ("sum", "count"):
+                prefix = f"modelpilot_inference_{part}_duration_seconds_{stat}{{"
+                if line.startswith(prefix) and 'endpoint="infer"' in line:
+                    found[f"{part}_{stat}"] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def measure(server, port, model, body, concurrency, seconds):
+    """One wrk run, plus the server's CPU time per request and (for modelpilot) where the
+    server-side time went, from its own metrics, during it."""
+    before, timings = server.cpu_seconds(), server_timings(port)
+    result = wrk(port, model, body, concurrency, seconds)
+    result["server_cpu_us_per_request"] = (
+        (server.cpu_seconds() - before) * 1e6 / max(result["requests"], 1))
+    after = server_timings(port)
+    if timings and after:
+        n = max(after["request_count"] - timings["request_count"], 1)
+        for part in ("request", "queue", "compute"):
+            delta = after[f"{part}_sum"] - timings[f"{part}_sum"]
+            result[f"server_{part}_us_mean"] = delta * 1e6 / n
+    return result
 
 
 def vm_hwm_kib(pid):
@@ -169,7 +217,7 @@ def run_servers(args, results):
                 server.wait_ready()
                 wrk(OURS_PORT, model, body, 16, args.warmup)
                 for c in args.concurrency:
-                    r = wrk(OURS_PORT, model, body, c, args.seconds)
+                    r = measure(server, OURS_PORT, model, body, c, args.seconds)
                     mode = "batch" if batching else "nobatch"
                     results["ours"][f"{size}/c{c}/{mode}"] = r
                     log(f"modelpilot {size:4} c{c:<2} {mode:7} {fmt(r)}")
@@ -181,7 +229,7 @@ def run_servers(args, results):
             server.wait_ready()
             wrk(PY_PORT, model, body, 16, args.warmup)
             for c in args.concurrency:
-                r = wrk(PY_PORT, model, body, c, args.seconds)
+                r = measure(server, PY_PORT, model, body, c, args.seconds)
                 results["python"][f"{size}/c{c}"] = r
                 log(f"python     {size:4} c{c:<2}         {fmt(r)}")
             results["rss_mib"][f"Python server, {size}"] = server.peak_rss_mib()

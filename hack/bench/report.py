@@ -9,7 +9,10 @@ import sys
 
 
 def _cell(r):
-    return f"{r['throughput']:,.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f}"
+    cpu = r.get("server_cpu_us_per_request")
+    cpu = f"{cpu:.0f}" if cpu is not None else "-"
+    return (f"{r['throughput']:,.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} "
+            f"| {cpu}")
 
 
 def _best(results, model, c):
@@ -21,8 +24,8 @@ def _best(results, model, c):
 
 def measurements(results, models, concurrencies):
     lines = [
-        "| model | conc. | setup | req/s | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|",
+        "| model | conc. | setup | req/s | p50 ms | p99 ms | server CPU us/req |",
+        "|---|---|---|---|---|---|---|",
     ]
     for model in models:
         for c in concurrencies:
@@ -60,35 +63,74 @@ def ratios(results, models, concurrencies):
     return lines
 
 
-def targets(results, concurrencies):
-    """Each target as (description, measured, met)."""
-    out = []
+def _target_checks(results, concurrencies):
+    """Each target as a function returning (description, measured, met)."""
 
     def served_ratio(model, c, mode):
         r = results["ours"][f"{model}/c{c}/{mode}"]
         return r["throughput"] / results["inprocess"][f"{model}/c{c}"]["throughput"]
 
-    for c in concurrencies:
+    def mid_served(c):
         mode, _ = _best(results, "mid", c)
         v = served_ratio("mid", c, mode)
-        out.append((f"mid, concurrency {c}: served >= 0.9x in-process req/s",
-                    f"{v:.2f}x (batching {'on' if mode == 'batch' else 'off'})", v >= 0.9))
-    v = served_ratio("tiny", 16, "batch")
-    out.append(("tiny, concurrency 16, batching on: served >= 0.5x in-process req/s",
-                f"{v:.2f}x", v >= 0.5))
-    for model in ("tiny", "mid"):
-        for c in concurrencies:
-            mode, r = _best(results, model, c)
-            py = results["python"][f"{model}/c{c}"]
-            thr, p99 = r["throughput"] / py["throughput"], r["p99_us"] / py["p99_us"]
-            out.append((f"{model}, concurrency {c}: >= 5x Python req/s and p99 <= 0.3x",
-                        f"{thr:.1f}x req/s, p99 {p99:.2f}x (batching "
-                        f"{'on' if mode == 'batch' else 'off'})", thr >= 5 and p99 <= 0.3))
-    ready = results["ready_seconds"]
-    out.append(("time to ready, tiny local model <= 0.5 s (every run)",
-                f"median {ready['median'] * 1000:.0f} ms, max {ready['max'] * 1000:.0f} ms",
-                ready["max"] <= 0.5))
+        return (f"mid, concurrency {c}: served >= 0.9x in-process req/s",
+                f"{v:.2f}x (batching {'on' if mode == 'batch' else 'off'})", v >= 0.9)
+
+    def tiny_batched():
+        v = served_ratio("tiny", 16, "batch")
+        return ("tiny, concurrency 16, batching on: served >= 0.5x in-process req/s",
+                f"{v:.2f}x", v >= 0.5)
+
+    def versus_python(model, c):
+        mode, r = _best(results, model, c)
+        py = results["python"][f"{model}/c{c}"]
+        thr, p99 = r["throughput"] / py["throughput"], r["p99_us"] / py["p99_us"]
+        return (f"{model}, concurrency {c}: >= 5x Python req/s and p99 <= 0.3x",
+                f"{thr:.1f}x req/s, p99 {p99:.2f}x (batching "
+                f"{'on' if mode == 'batch' else 'off'})", thr >= 5 and p99 <= 0.3)
+
+    def ready():
+        r = results["ready_seconds"]
+        return ("time to ready, tiny local model <= 0.5 s (every run)",
+                f"median {r['median'] * 1000:.0f} ms, max {r['max'] * 1000:.0f} ms",
+                r["max"] <= 0.5)
+
+    checks = [lambda c=c: mid_served(c) for c in concurrencies] + [tiny_batched]
+    checks += [lambda m=m, c=c: versus_python(m, c) for m in ("tiny", "mid")
+               for c in concurrencies]
+    return checks + [ready]
+
+
+def targets(results, concurrencies):
+    """Each target with data in this run as (description, measured, met)."""
+    out = []
+    for check in _target_checks(results, concurrencies):
+        try:
+            out.append(check())
+        except (KeyError, ValueError):
+            continue  # that size or concurrency was not part of this run
     return out
+
+
+def breakdown(results, models, concurrencies):
+    """Where modelpilot's server-side time went, from its own latency histograms."""
+    lines = [
+        "| model | conc. | batching | server total us (mean) | queue us | compute us "
+        "| protocol + HTTP us |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model in models:
+        for c in concurrencies:
+            for mode in ("nobatch", "batch"):
+                r = results["ours"].get(f"{model}/c{c}/{mode}", {})
+                if "server_request_us_mean" not in r:
+                    continue
+                total, queue, compute = (r[f"server_{k}_us_mean"] for k in
+                                         ("request", "queue", "compute"))
+                lines.append(
+                    f"| {model} | {c} | {'on' if mode == 'batch' else 'off'} | {total:.0f} "
+                    f"| {queue:.0f} | {compute:.0f} | {total - queue - compute:.0f} |")
+    return lines
 
 
 def render(results):
@@ -104,6 +146,8 @@ def render(results):
         *measurements(results, models, concurrencies),
         "",
         *ratios(results, models, concurrencies),
+        "",
+        *breakdown(results, models, concurrencies),
         "",
         "| peak RSS (VmHWM, all processes) | MiB |",
         "|---|---|",

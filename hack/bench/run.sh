@@ -22,8 +22,8 @@ models="$out/models"
 mkdir -p "$models"
 
 echo "[bench] building release binaries" >&2
-cargo build --release --bin modelpilot
-inprocess="$(cargo bench --bench inprocess --no-run --message-format=json 2>/dev/null |
+# One release build for both, so they share every compiled dependency.
+inprocess="$(cargo build --release --bin modelpilot --bench inprocess --message-format=json-render-diagnostics |
 	python -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
