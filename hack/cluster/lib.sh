@@ -167,3 +167,14 @@ lock_state() {
 	flock -w 600 8 || die "another cluster up/down still holds $state_dir/.lock after 600s"
 	export CLUSTER_LOCK_HELD=1
 }
+
+# wait_until DESCRIPTION TIMEOUT_S CMD...: re-runs CMD until it succeeds,
+# failing after TIMEOUT_S (for conditions kubectl wait cannot express).
+wait_until() {
+	local what="$1" timeout="$2"; shift 2
+	local deadline=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
+		sleep 0.25
+	done
+}
