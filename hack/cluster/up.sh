@@ -126,13 +126,18 @@ add_nodes() {
 	log "nodes ready: $("${k[@]}" get nodes -l type=kwok -o name | tr '\n' ' ')"
 }
 
-up_ok=0
-on_exit() {
-	local rc=$?
-	if ((rc != 0 && up_ok == 0)); then
-		log "start failed (exit $rc); stopping what was started"
-		"$cluster_here/down.sh" || true
-	fi
+# start_once: one attempt at starting every daemon on fresh ports; run as a
+# child process (`up.sh __start`) so errexit holds and a failed attempt can
+# be cleaned up and retried by the parent.
+start_once() {
+	choose_ports
+	"$cluster_here/pki.sh" "$API_PORT"
+	start_etcd
+	start_apiserver
+	start_controller_manager
+	start_scheduler
+	start_kwok
+	add_nodes
 }
 
 main() {
@@ -151,20 +156,27 @@ main() {
 		[[ -x "$bin_dir/$t" ]] || die "$bin_dir/$t missing after build"
 	done
 	command -v curl >/dev/null || die "curl is required"
-	local start=$SECONDS
-	trap on_exit EXIT
-	trap 'exit 130' INT TERM
-	choose_ports
-	"$cluster_here/pki.sh" "$API_PORT"
-	start_etcd
-	start_apiserver
-	start_controller_manager
-	start_scheduler
-	start_kwok
-	add_nodes
-	up_ok=1
-	log "cluster up in $((SECONDS - start))s: https://127.0.0.1:$API_PORT"
-	log "  export KUBECONFIG=$kubeconfig PATH=$bin_dir:\$PATH"
+	local start=$SECONDS attempt
+	trap 'log "interrupted; stopping what was started"; "$cluster_here/down.sh"; exit 130' INT TERM
+	# A second attempt on new ports covers a port taken by someone else
+	# between choosing it and the daemon binding it.
+	for attempt in 1 2; do
+		if "$cluster_here/up.sh" __start; then
+			# shellcheck disable=SC1090
+			source "$ports_file"
+			log "cluster up in $((SECONDS - start))s: https://127.0.0.1:$API_PORT"
+			log "  export KUBECONFIG=$kubeconfig PATH=$bin_dir:\$PATH"
+			return 0
+		fi
+		log "start attempt $attempt failed (logs in .cluster/logs); stopping what was started"
+		"$cluster_here/down.sh"
+	done
+	die "the control plane did not start"
 }
 
-main "$@"
+if [[ "${1:-}" == __start ]]; then
+	[[ "${CLUSTER_LOCK_HELD:-}" == 1 ]] || die "__start is internal to up.sh"
+	start_once
+else
+	main "$@"
+fi
