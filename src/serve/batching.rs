@@ -185,7 +185,9 @@ async fn run_batch(model: Arc<Model>, permit: OwnedSemaphorePermit, mut batch: V
     }
     let rows: Vec<usize> = batch.iter().map(|p| p.rows).collect();
     let total: usize = rows.iter().sum();
-    let outputs = batch[0].prepared.outputs.clone();
+    let Some(outputs) = batch.first().map(|p| p.prepared.outputs.clone()) else {
+        return;
+    };
     let inputs = concat_inputs(&mut batch, total);
     let result = model.run_with(permit, inputs, outputs).await;
     let split =

@@ -128,6 +128,7 @@ async fn load_model(args: &ServeArgs, state: &AppState) -> anyhow::Result<()> {
     )
     .await?;
     let session_config = args.session_config();
+    let workers = session_config.workers;
     let (name, version) = (state.model_name.clone(), state.model_version.clone());
     let model = tokio::task::spawn_blocking(move || -> anyhow::Result<Model> {
         let env = model::init_runtime()?;
@@ -152,6 +153,7 @@ async fn load_model(args: &ServeArgs, state: &AppState) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let batching = batcher.is_some();
     if state.served.set(Served { model, batcher }).is_err() {
         anyhow::bail!("model loaded twice");
     }
@@ -159,6 +161,11 @@ async fn load_model(args: &ServeArgs, state: &AppState) -> anyhow::Result<()> {
     state.metrics.set_model_load_seconds(elapsed.as_secs_f64());
     state.metrics.set_ready(true);
     state.ready.store(true, Ordering::Release);
-    tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "model ready");
+    tracing::info!(
+        elapsed_ms = elapsed.as_millis() as u64,
+        workers,
+        batching,
+        "model ready"
+    );
     Ok(())
 }
