@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     model::{Computed, Model, RunError},
@@ -120,7 +120,12 @@ async fn batch_loop(
         }
         let batch = take_batch(&mut queue, config.max_batch_size);
         observe(batch.len(), batch.iter().map(|p| p.rows).sum());
-        tokio::spawn(run_batch(Arc::clone(&model), permit, batch));
+        let model = Arc::clone(&model);
+        // Concatenation, the run and the split all happen off the async executor.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            run_batch(&model, batch);
+        });
     }
 }
 
@@ -166,14 +171,14 @@ fn take_batch(queue: &mut VecDeque<Pending>, max_rows: usize) -> Vec<Pending> {
     batch
 }
 
-async fn run_batch(model: Arc<Model>, permit: OwnedSemaphorePermit, mut batch: Vec<Pending>) {
+/// Runs one batch on the calling (blocking) thread and answers its requests.
+fn run_batch(model: &Model, mut batch: Vec<Pending>) {
     let started = Instant::now();
     if batch.len() == 1 {
         let Some(p) = batch.pop() else { return };
         let queue = started - p.enqueued;
         let result = model
-            .run_with(permit, p.prepared.inputs, p.prepared.outputs)
-            .await
+            .run_blocking(p.prepared.inputs, p.prepared.outputs.as_deref())
             .map(|(outputs, compute)| Computed {
                 outputs,
                 queue,
@@ -189,7 +194,7 @@ async fn run_batch(model: Arc<Model>, permit: OwnedSemaphorePermit, mut batch: V
         return;
     };
     let inputs = concat_inputs(&mut batch, total);
-    let result = model.run_with(permit, inputs, outputs).await;
+    let result = model.run_blocking(inputs, outputs.as_deref());
     let split =
         result.and_then(|(outs, compute)| Ok((split_outputs(&outs, &rows, total)?, compute)));
     match split {

@@ -302,28 +302,37 @@ impl Model {
     /// Runs validated `inputs` on a blocking thread while holding `permit`. `outputs` selects
     /// outputs by name (`None` = all, in model order). Returns the outputs and compute time.
     pub async fn run_with(
-        &self,
+        self: &Arc<Self>,
         permit: OwnedSemaphorePermit,
         inputs: Vec<NamedTensor>,
         outputs: Option<Arc<[String]>>,
     ) -> Result<(Vec<NamedTensor>, Duration), RunError> {
-        let pool = Arc::clone(&self.pool);
-        let info = Arc::clone(&self.info);
+        let model = Arc::clone(self);
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let start = Instant::now();
-            let mut session = pool.take().ok_or(RunError::Closed)?;
-            let result = run_session(&mut session, &info, inputs, outputs.as_deref());
-            pool.put(session);
-            result.map(|out| (out, start.elapsed()))
+            model.run_blocking(inputs, outputs.as_deref())
         });
         task.await
             .map_err(|e| RunError::Runtime(format!("inference task failed: {e}")))?
     }
 
+    /// Runs on the calling thread, which must hold a permit from [`Model::acquire`] and
+    /// must not be an async executor thread. Returns the outputs and compute time.
+    pub fn run_blocking(
+        &self,
+        inputs: Vec<NamedTensor>,
+        outputs: Option<&[String]>,
+    ) -> Result<(Vec<NamedTensor>, Duration), RunError> {
+        let start = Instant::now();
+        let mut session = self.pool.take().ok_or(RunError::Closed)?;
+        let result = run_session(&mut session, &self.info, inputs, outputs);
+        self.pool.put(session);
+        result.map(|out| (out, start.elapsed()))
+    }
+
     /// Runs one request on its own (no batching).
     pub async fn run(
-        &self,
+        self: &Arc<Self>,
         inputs: Vec<NamedTensor>,
         outputs: Option<Arc<[String]>>,
     ) -> Result<Computed, RunError> {
