@@ -140,7 +140,8 @@ def render(results):
     lines = [
         f"Run {m['date']} on {m['cpus']} CPUs ({m['cpu']}), kernel {m['kernel']}, "
         f"commit {m['commit']}; thread budget {results['threads']}, "
-        f"{results['seconds']} s per measurement; load average before/after "
+        f"{results['seconds']} s per measurement, nice {results.get('nice', 0)}; "
+        f"load average before/after "
         f"{m['loadavg_before'][0]:.2f}/{m['loadavg_after'][0]:.2f}.",
         "",
         *measurements(results, models, concurrencies),
