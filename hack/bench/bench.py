@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import signal
 import statistics
 import subprocess
@@ -132,9 +133,13 @@ def measure(server, port, model, body, concurrency, seconds):
     """One wrk run, plus the server's CPU time per request and (for modelpilot) where the
     server-side time went, from its own metrics, during it."""
     before, timings = server.cpu_seconds(), server_timings(port)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = wrk(port, model, body, concurrency, seconds)
-    result["server_cpu_us_per_request"] = (
-        (server.cpu_seconds() - before) * 1e6 / max(result["requests"], 1))
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    requests = max(result["requests"], 1)
+    result["server_cpu_us_per_request"] = (server.cpu_seconds() - before) * 1e6 / requests
+    wrk_cpu = (done.ru_utime - children.ru_utime) + (done.ru_stime - children.ru_stime)
+    result["loadgen_cpu_us_per_request"] = wrk_cpu * 1e6 / requests
     after = server_timings(port)
     if timings and after:
         n = max(after["request_count"] - timings["request_count"], 1)

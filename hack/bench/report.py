@@ -9,10 +9,10 @@ import sys
 
 
 def _cell(r):
-    cpu = r.get("server_cpu_us_per_request")
-    cpu = f"{cpu:.0f}" if cpu is not None else "-"
+    cpu = [r.get(k) for k in ("server_cpu_us_per_request", "loadgen_cpu_us_per_request")]
+    cpu = [f"{v:.0f}" if v is not None else "-" for v in cpu]
     return (f"{r['throughput']:,.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} "
-            f"| {cpu}")
+            f"| {cpu[0]} | {cpu[1]}")
 
 
 def _best(results, model, c):
@@ -24,8 +24,9 @@ def _best(results, model, c):
 
 def measurements(results, models, concurrencies):
     lines = [
-        "| model | conc. | setup | req/s | p50 ms | p99 ms | server CPU us/req |",
-        "|---|---|---|---|---|---|---|",
+        "| model | conc. | setup | req/s | p50 ms | p99 ms | server CPU us/req "
+        "| wrk CPU us/req |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model in models:
         for c in concurrencies:
