@@ -20,6 +20,30 @@
 //! ```
 //!
 //! and `POST /v2/models/{name}/feedback` hands its body to [`ServeMetrics::apply_feedback`].
+//!
+//! # Metric families
+//!
+//! Every series carries `model` and `model_version`. Names as on the Prometheus text page:
+//!
+//! | family | type | labels | meaning |
+//! |---|---|---|---|
+//! | `modelpilot_inference_requests_total` | counter | `endpoint`, `code` | requests served |
+//! | `modelpilot_inference_request_duration_seconds` | histogram | `endpoint` | receipt to response |
+//! | `modelpilot_inference_queue_duration_seconds` | histogram | `endpoint` | wait for a session / batch |
+//! | `modelpilot_inference_compute_duration_seconds` | histogram | `endpoint` | ONNX Runtime run |
+//! | `modelpilot_inference_inflight_requests` | gauge | | requests being served |
+//! | `modelpilot_inference_batch_requests`, `_batch_rows` | histogram | | per ONNX Runtime run |
+//! | `modelpilot_model_load_duration_seconds` | gauge | | fetch + load time |
+//! | `modelpilot_model_ready` | gauge | | 1 once serving |
+//! | `modelpilot_predictions_total` | counter | `output`, `class` | predicted rows per class (capped, rest `__other__`) |
+//! | `modelpilot_prediction_value` | histogram | `output` | regression outputs |
+//! | `modelpilot_feature_value` | histogram | `feature` | live inputs, baseline bins |
+//! | `modelpilot_feature_drift_psi` | gauge | `feature` | PSI of live inputs vs baseline |
+//! | `modelpilot_feature_baseline_mean`, `_std` | gauge | `feature` | training-time statistics |
+//! | `modelpilot_feedback_accuracy`, `_precision`, `_recall`, `_f1` | gauge | | over the labelled window |
+//! | `modelpilot_feedback_window_rows`, `_window_capacity_rows` | gauge | | window fill and size |
+//! | `modelpilot_feedback_pending_requests` | gauge | | predictions awaiting labels |
+//! | `modelpilot_feedback_rows_total`, `_unmatched_total`, `_evicted_total` | counter | | feedback flow |
 
 pub mod drift;
 pub mod exposition;
