@@ -22,6 +22,10 @@ use super::scores::{Average, RollingScores, Scores};
 /// Longest request id remembered, in bytes (ids are client-chosen; memory stays bounded).
 pub const MAX_ID_LEN: usize = 256;
 
+/// Longest class label kept, in bytes: feedback labels past it are refused, predicted ones
+/// are cut to it (see [`super::values::label`]), so the window's memory stays bounded.
+pub const MAX_LABEL_LEN: usize = 256;
+
 /// Why a feedback body was refused. [`FeedbackError::status_code`] maps it to HTTP.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FeedbackError {
@@ -97,6 +101,12 @@ fn convert_item((index, raw): (usize, RawItem)) -> Result<FeedbackItem, Feedback
         let reason = "labels must be strings, integers or booleans";
         FeedbackError::Malformed(format!("feedback[{index}]: {reason}"))
     })?;
+    if labels.iter().any(|l| l.len() > MAX_LABEL_LEN) {
+        let reason = format!("labels must be at most {MAX_LABEL_LEN} bytes");
+        return Err(FeedbackError::Malformed(format!(
+            "feedback[{index}]: {reason}"
+        )));
+    }
     Ok(FeedbackItem { id: raw.id, labels })
 }
 

@@ -32,7 +32,12 @@ fn parses_single_and_batch_bodies() {
 
 #[test]
 fn malformed_bodies_are_400_with_a_reason() {
-    let cases: [(&[u8], &str); 7] = [
+    let long = format!(
+        r#"{{"id": "a", "labels": ["{}"]}}"#,
+        "x".repeat(MAX_LABEL_LEN + 1)
+    );
+    let cases: [(&[u8], &str); 8] = [
+        (long.as_bytes(), "at most 256 bytes"),
         (b"not json", "malformed"),
         (b"[]", "empty feedback array"),
         (br#"{"labels": [1]}"#, "missing field `id`"),

@@ -150,3 +150,47 @@ fn drift_sampling_skips_requests() {
     }
     assert_eq!(m.drift().counts("x[0]").unwrap().iter().sum::<u64>(), 3);
 }
+
+#[test]
+fn concurrent_observers_lose_no_count() {
+    let m = ServeMetrics::new(ServeMetricsConfig::new("m", "1"));
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let m = m.clone();
+            scope.spawn(move || {
+                for i in 0..500i64 {
+                    let _inflight = m.inflight_guard();
+                    let x = tensor("x", &[1, 2], TensorData::Fp32(vec![0.05, 50.0]));
+                    m.observe_inputs(&[x]);
+                    let label = tensor("label", &[1], TensorData::Int64(vec![i % 3]));
+                    m.observe_outputs(Some(&format!("t{t}-{i}")), &[label]);
+                    let ms = Duration::from_millis(1);
+                    m.observe_request("infer", 200, ms, Duration::ZERO, ms);
+                    assert!(m.encode().is_ok());
+                }
+            });
+        }
+    });
+    let page = m.encode().unwrap();
+    let series =
+        |name: &str, extra: &str| format!(r#"{name}{{model="m",model_version="1"{extra}}}"#);
+    let count = |name: &str, extra: &str| sample(&page, &series(name, extra)).unwrap();
+    let ok = r#",endpoint="infer",code="200""#;
+    assert_eq!(count("modelpilot_inference_requests_total", ok), 4000.0);
+    assert_eq!(count("modelpilot_inference_inflight_requests", ""), 0.0);
+    assert_eq!(
+        count("modelpilot_feature_value_count", r#",feature="x[1]""#),
+        4000.0
+    );
+    let classes: f64 = ["0", "1", "2"]
+        .iter()
+        .map(|c| {
+            count(
+                "modelpilot_predictions_total",
+                &format!(r#",output="label",class="{c}""#),
+            )
+        })
+        .sum();
+    assert_eq!(classes, 4000.0);
+    assert_eq!(count("modelpilot_feedback_pending_requests", ""), 4000.0);
+}

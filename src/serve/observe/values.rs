@@ -1,6 +1,7 @@
 //! Reading request and response tensors as the observers need them: numbers per column for
 //! the drift histograms, one label per row for class counts and label feedback.
 
+use super::feedback::MAX_LABEL_LEN;
 use crate::serve::tensor::{NamedTensor, TensorData};
 
 /// Size of the last dimension: columns per row (1 for a scalar or a vector `[N]`).
@@ -38,12 +39,27 @@ pub fn is_float(data: &TensorData) -> bool {
     )
 }
 
+/// Cuts a label to at most [`MAX_LABEL_LEN`] bytes, on a character boundary.
+fn truncate_label(text: &mut String) {
+    if text.len() > MAX_LABEL_LEN {
+        let mut end = MAX_LABEL_LEN;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
 /// The element at `i` as a class label: integers in decimal, booleans as `true`/`false`,
-/// bytes as (lossy) UTF-8. None for floats.
+/// bytes as (lossy) UTF-8 cut to [`MAX_LABEL_LEN`] bytes. None for floats.
 pub fn label(data: &TensorData, i: usize) -> Option<String> {
     match data {
         TensorData::Bool(d) => d.get(i).map(bool::to_string),
-        TensorData::Bytes(d) => d.get(i).map(|b| String::from_utf8_lossy(b).into_owned()),
+        TensorData::Bytes(d) => d.get(i).map(|b| {
+            let mut text = String::from_utf8_lossy(b).into_owned();
+            truncate_label(&mut text);
+            text
+        }),
         d if is_float(d) => None,
         d => number(d, i).map(|v| format!("{v:.0}")),
     }
@@ -114,6 +130,10 @@ mod tests {
         assert_eq!(row_labels(&probs).unwrap(), vec!["1", "0"]);
         let names = t("y", &[1], TensorData::Bytes(vec![b"cat".to_vec()]));
         assert_eq!(row_labels(&names).unwrap(), vec!["cat"]);
+        let long = "é".repeat(MAX_LABEL_LEN);
+        let names = t("y", &[1], TensorData::Bytes(vec![long.into_bytes()]));
+        let cut = &row_labels(&names).unwrap()[0];
+        assert!(cut.len() <= MAX_LABEL_LEN && cut.chars().all(|c| c == 'é'));
         let outputs = [probs.clone(), label.clone()];
         assert_eq!(predicted_labels(&outputs).unwrap().0, "label");
         assert_eq!(predicted_labels(&[probs]).unwrap().0, "probabilities");
