@@ -95,6 +95,7 @@ main() {
 	fi
 	step "cargo fmt --check" cargo fmt --all -- --check || true
 	step "cargo clippy --all-targets -D warnings" cargo clippy --all-targets -- -D warnings || true
+	step "cargo test --doc (worked examples)" cargo test --doc || true
 	if ((cluster_ok)); then
 		step "cargo test (lib, bins, tests, examples)" \
 			cargo test --lib --bins --tests --examples || true
