@@ -15,16 +15,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # stop_strays: processes started from this checkout's .cluster/bin whose pid
 # files are gone (e.g. .cluster/run deleted by hand). Returns 1 if none.
 stop_strays() {
-	local pattern pids pid
+	local pattern pids pid deadline
 	pattern="^$(printf '%s' "$bin_dir/" | sed 's/[.[\*^$]/\\&/g')"
-	pids="$(pgrep -f "$pattern" || true)"
-	[[ -n "$pids" ]] || return 1
-	log "stopping processes without a pid file: $(echo $pids)"
-	kill -TERM $pids 2>/dev/null || true
-	for pid in $pids; do
-		local deadline=$((SECONDS + 20))
+	mapfile -t pids < <(pgrep -f "$pattern" || true)
+	((${#pids[@]} > 0)) || return 1
+	log "stopping processes without a pid file: ${pids[*]}"
+	kill -TERM "${pids[@]}" 2>/dev/null || true
+	for pid in "${pids[@]}"; do
+		deadline=$((SECONDS + 20))
 		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+		if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
 	done
 }
 

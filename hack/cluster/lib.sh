@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the path variables are for the sourcing scripts
 # Shared helpers for hack/cluster/{up,down,pki}.sh: paths of the local
 # control plane's state under .cluster/, logging, free-port selection,
 # process-group handling and bounded readiness polling.
@@ -116,6 +116,7 @@ stop_daemon() {
 # group_alive PGID: some process of the group is alive (zombies excluded).
 group_alive() {
 	local state
+	# shellcheck disable=SC2009 # pgrep cannot tell zombies apart
 	state="$(ps -o stat= -g "$1" 2>/dev/null | grep -v '^Z' || true)"
 	[[ -n "$state" ]]
 }
