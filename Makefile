@@ -40,7 +40,8 @@ crds: ## Regenerate the CRD YAML from the Rust types (crds/ and the chart)
 	mv $(CRD_FILE).tmp $(CRD_FILE)
 	cp $(CRD_FILE) $(CHART_CRD_DIR)/
 
-lint: ## rustfmt check and clippy with warnings denied
+lint: ## rustfmt check, clippy with warnings denied, shellcheck of the scripts
+	shellcheck -x hack/cluster/*.sh hack/test.sh hack/demo.sh .ci/run
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 

@@ -5,7 +5,8 @@
 #   2. the local control plane: started if it is not up, and then stopped
 #      again on exit; a cluster that was already up is left running
 #   3. cluster smoke check (kwok nodes, a Deployment, a native-sidecar pod)
-#   4. cargo fmt --check, cargo clippy --all-targets -D warnings
+#   4. shellcheck of these scripts (when installed), cargo fmt --check,
+#      cargo clippy --all-targets -D warnings
 #   5. cargo test for every target but the benches (unit tests, integration
 #      tests against the cluster and the real binaries, CRD staleness). The
 #      benches are harness=false drivers that need arguments (make bench);
@@ -92,6 +93,10 @@ main() {
 		step "cluster smoke check" hack/cluster/smoke.sh || true
 	else
 		skip "cluster smoke check" "no cluster"
+	fi
+	if command -v shellcheck >/dev/null; then
+		step "shellcheck (cluster, test, demo, CI scripts)" \
+			shellcheck -x hack/cluster/*.sh hack/test.sh hack/demo.sh .ci/run || true
 	fi
 	step "cargo fmt --check" cargo fmt --all -- --check || true
 	step "cargo clippy --all-targets -D warnings" cargo clippy --all-targets -- -D warnings || true
