@@ -170,7 +170,8 @@ pub struct ServerSpec {
         .message("server.image must be a non-empty image reference without spaces"))]
     pub image: Option<String>,
 
-    /// ONNX Runtime intra-op threads per pod. Defaults to the server's choice (the CPU limit).
+    /// CPU threads the server gives ONNX Runtime, split across its concurrent sessions (1-64).
+    /// Defaults to the CPUs the container sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub threads: Option<i32>,
