@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// Seconds to wait for in-flight requests after SIGTERM before exiting anyway.
     #[arg(long, env = "MODELPILOT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "MODELPILOT_LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Log level or filter directive (RUST_LOG wins when set).
+    #[arg(long, env = "MODELPILOT_LOG_LEVEL", default_value = "info,ort=warn")]
+    pub log_level: String,
 }
 
 impl ServeArgs {

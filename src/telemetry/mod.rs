@@ -26,12 +26,17 @@ pub fn init_logging(format: LogFormat, level: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
                 fmt::layer()
                     .json()
+                    .with_ansi(false)
                     .with_current_span(true)
                     .with_span_list(false)
                     .with_writer(std::io::stderr),
