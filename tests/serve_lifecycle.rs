@@ -118,6 +118,12 @@ fn load_failures_exit_with_one_line_errors() {
     let iris = models().join("iris.onnx");
     let iris = iris.to_str().expect("utf-8");
     let wrong = "0".repeat(64);
+    // A profile whose feature reads column 9 of a 4-column input.
+    let profile = dir.path().join("profile.json");
+    let bad_profile = r#"{"version": 1, "features": [{"name": "f9", "input": "float_input",
+        "index": 9, "edges": [0.0, 1.0], "counts": [1, 1, 1]}]}"#;
+    std::fs::write(&profile, bad_profile).expect("write profile");
+    let profile = profile.to_str().expect("utf-8");
     // (arguments, extra environment, remove ORT_DYLIB_PATH, expected text)
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, bool, &'a str);
     let cases: Vec<Case<'_>> = vec![
@@ -157,6 +163,12 @@ fn load_failures_exit_with_one_line_errors() {
             vec![("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
             false,
             "ORT_DYLIB_PATH",
+        ),
+        (
+            vec!["--model-uri", iris, "--baseline-profile", profile],
+            vec![],
+            false,
+            "the baseline profile does not match the model",
         ),
         (
             vec!["--model-uri", "http://127.0.0.1:9/m.onnx"],

@@ -49,10 +49,12 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let name = args.model_name();
     let mut metrics_config = ServeMetricsConfig::new(&name, &args.model_version);
+    let mut profile_to_check = None;
     if let Some(path) = &args.baseline_profile {
         let profile = BaselineProfile::load(path)
             .with_context(|| format!("baseline profile {}", path.display()))?;
-        metrics_config.profile = Some(profile);
+        metrics_config.profile = Some(profile.clone());
+        profile_to_check = Some(profile);
     }
     let state = Arc::new(AppState {
         model_name: name,
@@ -70,7 +72,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let token = CancellationToken::new();
     tokio::spawn(shutdown::on_signal(token.clone()));
-    let loader = tokio::spawn(load(args.clone(), Arc::clone(&state), token.clone()));
+    let loader = tokio::spawn(load(
+        args.clone(),
+        profile_to_check,
+        Arc::clone(&state),
+        token.clone(),
+    ));
     let server = axum::serve(listener, http::router(Arc::clone(&state)))
         .with_graceful_shutdown(not_ready_on_cancel(Arc::clone(&state), token.clone()));
     let drain_limit = Duration::from_secs(args.shutdown_timeout_secs);
@@ -101,10 +108,11 @@ async fn not_ready_on_cancel(state: Arc<AppState>, token: CancellationToken) {
 /// the server shuts down and the error becomes the process's exit message.
 async fn load(
     args: ServeArgs,
+    profile: Option<BaselineProfile>,
     state: Arc<AppState>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    let result = load_model(&args, &state).await;
+    let result = load_model(&args, profile.as_ref(), &state).await;
     if let Err(err) = &result {
         tracing::error!("{err:#}");
         token.cancel();
@@ -112,7 +120,11 @@ async fn load(
     result
 }
 
-async fn load_model(args: &ServeArgs, state: &AppState) -> anyhow::Result<()> {
+async fn load_model(
+    args: &ServeArgs,
+    profile: Option<&BaselineProfile>,
+    state: &AppState,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let path = source::fetch(
         &args.model_uri,
@@ -131,6 +143,9 @@ async fn load_model(args: &ServeArgs, state: &AppState) -> anyhow::Result<()> {
     })
     .await
     .context("model loading task failed")??;
+    if let Some(profile) = profile {
+        check_profile(profile, &model.info)?;
+    }
     let model = Arc::new(model);
     let batcher = match args.batch_config() {
         Some(config) if model.info.batchable() => {
@@ -161,4 +176,20 @@ async fn load_model(args: &ServeArgs, state: &AppState) -> anyhow::Result<()> {
         "model ready"
     );
     Ok(())
+}
+
+/// Fail start-up, before readiness, when the baseline profile names inputs or columns the
+/// model does not have: drift figures against the wrong column would be silently wrong.
+fn check_profile(profile: &BaselineProfile, info: &model::ModelInfo) -> anyhow::Result<()> {
+    let inputs: Vec<(&str, Option<usize>)> = info
+        .inputs
+        .iter()
+        .map(|t| {
+            let last = t.shape.last().and_then(|&d| usize::try_from(d).ok());
+            (t.name.as_str(), last)
+        })
+        .collect();
+    profile
+        .check_inputs(&inputs)
+        .context("the baseline profile does not match the model")
 }
