@@ -304,7 +304,7 @@ async fn api_server_fills_in_defaults() {
     );
     assert_eq!(
         spec["server"]["batching"]["maxQueueDelayMs"],
-        json!(2),
+        json!(0),
         "{spec}"
     );
     ns.delete().await;

@@ -203,7 +203,8 @@ pub struct ServerBatching {
     #[schemars(range(min = 1, max = 4096))]
     pub max_batch_size: i32,
 
-    /// Longest a request waits for others to join its batch, in milliseconds.
+    /// Longest a request waits for others to join its batch, in milliseconds. The default, 0,
+    /// adds no latency: a batch is whatever queued while every session was busy.
     #[serde(default = "default_max_queue_delay_ms")]
     #[schemars(range(min = 0, max = 1000))]
     pub max_queue_delay_ms: i32,
@@ -214,5 +215,5 @@ fn default_max_batch_size() -> i32 {
 }
 
 fn default_max_queue_delay_ms() -> i32 {
-    2
+    0
 }
