@@ -83,8 +83,9 @@ pub struct ServeArgs {
     /// Most rows in one batch.
     #[arg(long, env = "MODELPILOT_MAX_BATCH_SIZE", default_value_t = 64)]
     pub max_batch_size: usize,
-    /// Longest a request waits for a batch to fill (milliseconds).
-    #[arg(long, env = "MODELPILOT_MAX_QUEUE_DELAY_MS", default_value_t = 2)]
+    /// Longest a request waits for a batch to fill (milliseconds). 0: a batch is whatever
+    /// queued while every session was busy, with no added latency.
+    #[arg(long, env = "MODELPILOT_MAX_QUEUE_DELAY_MS", default_value_t = 0)]
     pub max_queue_delay_ms: u64,
     /// Training-time baseline profile (JSON) for drift statistics.
     #[arg(long, env = "MODELPILOT_BASELINE_PROFILE")]
