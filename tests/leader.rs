@@ -136,11 +136,22 @@ impl Replica {
             .is_some_and(|m| m.lines().any(|l| l == "modelpilot_controller_leader 1"))
     }
 
+    /// SIGTERM, then wait (bounded) for the process to exit.
     fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().expect("wait for controller")
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll controller") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "controller still running 30 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

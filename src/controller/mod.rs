@@ -159,6 +159,9 @@ async fn serve_operator(args: ControllerArgs) -> anyhow::Result<()> {
     outcome
 }
 
+/// How long running reconciles may take to finish once a shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Settings of one in-process controller (what tests start directly).
 #[derive(Clone)]
 pub struct RunConfig {
@@ -196,17 +199,26 @@ pub async fn run(client: Client, config: RunConfig, stop: CancellationToken) -> 
         config.metrics,
     ));
     let children = watcher::Config::default().labels("app.kubernetes.io/managed-by=modelpilot");
-    Controller::new(mdeps, watcher::Config::default().any_semantic())
+    let controller = Controller::new(mdeps, watcher::Config::default().any_semantic())
         .owns(deployments, children.clone())
         .owns(services, children)
-        .graceful_shutdown_on(stop.cancelled_owned())
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!("reconcile: {err}");
             }
-        })
-        .await;
+        });
+    // Graceful shutdown lets running reconciles finish, but a stop that arrives before the first
+    // list of the watched objects completes would wait for a store that never fills: bound it.
+    let deadline = async {
+        stop.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = deadline => tracing::warn!("reconciles still running {SHUTDOWN_GRACE:?} after shutdown; stopping anyway"),
+    }
     info!("controller stopped");
     Ok(())
 }
