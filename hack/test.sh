@@ -103,7 +103,7 @@ main() {
 	step "cargo test --doc (worked examples)" cargo test --doc || true
 	if ((cluster_ok)); then
 		step "cargo test (lib, bins, tests, examples)" \
-			cargo test --lib --bins --tests --examples || true
+			cargo test --no-fail-fast --lib --bins --tests --examples || true
 	else
 		skip "cargo test (lib, bins, tests, examples)" "no cluster"
 	fi
