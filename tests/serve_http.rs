@@ -12,6 +12,18 @@ async fn json_of(response: reqwest::Response) -> Value {
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
+/// Assert an `{"error": …}` answer with `want_status` whose message contains `want_text`.
+async fn expect_error(response: reqwest::Response, want_status: u16, want_text: &str, case: &str) {
+    let status = response.status().as_u16();
+    let json = json_of(response).await;
+    let message = json["error"].as_str().unwrap_or_default().to_string();
+    assert_eq!(status, want_status, "{case}: {message}");
+    assert!(
+        message.contains(want_text),
+        "{case}: '{message}' lacks '{want_text}'"
+    );
+}
+
 fn post_json(client: &reqwest::Client, url: String, body: &Value) -> reqwest::RequestBuilder {
     client
         .post(url)
@@ -474,14 +486,7 @@ async fn errors_are_json_with_the_right_status() {
             .send()
             .await
             .expect("POST");
-        let status = response.status().as_u16();
-        let json = json_of(response).await;
-        let message = json["error"].as_str().unwrap_or_default().to_string();
-        assert_eq!(status, want_status, "{path}: {message}");
-        assert!(
-            message.contains(want_text),
-            "{path}: '{message}' lacks '{want_text}'"
-        );
+        expect_error(response, want_status, want_text, path).await;
     }
 
     let raw = |body: Vec<u8>, header: Option<usize>| {
@@ -512,14 +517,7 @@ async fn errors_are_json_with_the_right_status() {
     ];
     for (body, header, want_status, want_text) in cases {
         let response = raw(body, header).await.expect("POST");
-        let status = response.status().as_u16();
-        let json = json_of(response).await;
-        let message = json["error"].as_str().unwrap_or_default().to_string();
-        assert_eq!(status, want_status, "{message}");
-        assert!(
-            message.contains(want_text),
-            "'{message}' lacks '{want_text}'"
-        );
+        expect_error(response, want_status, want_text, "raw body").await;
     }
     let bad_header = client
         .post(server.url("/v2/models/iris/infer"))
