@@ -4,10 +4,7 @@
 
 mod common;
 
-use common::{
-    RunningController, TestNamespace, WAIT, example, has_condition, wait_for, wait_gone,
-    with_events,
-};
+use common::{TestNamespace, WAIT, example, has_condition, wait_for, wait_gone, with_controller};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service, events::v1::Event};
 use kube::{
     Api, ResourceExt,
@@ -62,9 +59,7 @@ async fn await_events(ns: &TestNamespace, name: &str, reasons: &[&str]) {
 
 #[tokio::test]
 async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
-    let ns = TestNamespace::create("mp-core").await;
-    let controller = RunningController::start(&ns);
-    with_events(&ns, async {
+    with_controller("mp-core", |ns| async move {
         let mdeps: Api<ModelDeployment> = ns.api();
         let deployments: Api<Deployment> = ns.api();
         let services: Api<Service> = ns.api();
@@ -158,15 +153,11 @@ async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
         wait_gone(&services, &name, &svc_uid, WAIT).await;
     })
     .await;
-    controller.stop().await;
-    ns.delete().await;
 }
 
 #[tokio::test]
 async fn template_gets_a_native_sidecar_and_pods_become_ready() {
-    let ns = TestNamespace::create("mp-sidecar").await;
-    let controller = RunningController::start(&ns);
-    with_events(&ns, async {
+    with_controller("mp-sidecar", |ns| async move {
         let mdeps: Api<ModelDeployment> = ns.api();
         let mut mdep = example("minimal.yaml");
         mdep.metadata.name = Some("gateway".into());
@@ -199,15 +190,11 @@ async fn template_gets_a_native_sidecar_and_pods_become_ready() {
         );
     })
     .await;
-    controller.stop().await;
-    ns.delete().await;
 }
 
 #[tokio::test]
 async fn a_child_the_api_server_rejects_degrades_then_recovers() {
-    let ns = TestNamespace::create("mp-degraded").await;
-    let controller = RunningController::start(&ns);
-    with_events(&ns, async {
+    with_controller("mp-degraded", |ns| async move {
         let mdeps: Api<ModelDeployment> = ns.api();
         let mut mdep = example("minimal.yaml");
         // Valid for the CRD, invalid for a Deployment: a container without an image.
@@ -231,15 +218,11 @@ async fn a_child_the_api_server_rejects_degrades_then_recovers() {
         assert_eq!(ok.map(|s| s.phase), Some(Phase::Ready));
     })
     .await;
-    controller.stop().await;
-    ns.delete().await;
 }
 
 #[tokio::test]
 async fn scale_subresource_drives_the_deployment() {
-    let ns = TestNamespace::create("mp-scale").await;
-    let controller = RunningController::start(&ns);
-    with_events(&ns, async {
+    with_controller("mp-scale", |ns| async move {
         let mdeps: Api<ModelDeployment> = ns.api();
         let mdep = example("minimal.yaml");
         let name = mdep.name_any();
@@ -266,6 +249,4 @@ async fn scale_subresource_drives_the_deployment() {
         assert_eq!(d.spec.replicas, Some(3));
     })
     .await;
-    controller.stop().await;
-    ns.delete().await;
 }

@@ -70,6 +70,7 @@ pub async fn install_crd(client: &Client) {
 }
 
 /// A namespace owned by one test, deleted by [`TestNamespace::delete`].
+#[derive(Clone)]
 pub struct TestNamespace {
     pub client: Client,
     pub name: String,
@@ -269,4 +270,18 @@ pub fn has_condition(
             })
             .unwrap_or(false)
     }
+}
+
+/// Run `body` in a fresh namespace with its own in-process controller, dumping the namespace's
+/// events if it panics, then stop the controller and delete the namespace.
+pub async fn with_controller<F, Fut>(prefix: &str, body: F)
+where
+    F: FnOnce(TestNamespace) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let ns = TestNamespace::create(prefix).await;
+    let controller = RunningController::start(&ns);
+    with_events(&ns, body(ns.clone())).await;
+    controller.stop().await;
+    ns.delete().await;
 }
