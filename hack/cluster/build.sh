@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes control-plane tools (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, kwok, helm) from upstream
+# kube-controller-manager, kube-scheduler, kube-proxy, kubectl, kwok, helm) from upstream
 # Go modules through the module proxy, at the versions pinned in
 # hack/cluster/versions.env, and links them into .cluster/bin/.
 #
@@ -22,7 +22,7 @@ key="$(cat "$here/versions.env" "$here/tools/go.mod" "$here/tools/go.sum" "$here
 	| sha256sum | cut -c1-16)"
 bin_dir="$cache_root/$key/bin"
 share_dir="$cache_root/$key/share"
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl kwok helm)
 
 log() { printf '[build] %s\n' "$*" >&2; }
 
@@ -71,6 +71,7 @@ build_into() {
 		k8s.io/kubernetes/cmd/kube-apiserver \
 		k8s.io/kubernetes/cmd/kube-controller-manager \
 		k8s.io/kubernetes/cmd/kube-scheduler \
+		k8s.io/kubernetes/cmd/kube-proxy \
 		k8s.io/kubernetes/cmd/kubectl)
 	log "building kwok $KWOK_VERSION"
 	(cd "$out" && GOBIN="$out" go install -trimpath \

@@ -1,0 +1,2 @@
+//! The local node agent (skeleton; filled in by the node-agent work).
+fn main() {}
