@@ -1,0 +1,174 @@
+//! The short-lived step between the agent and a container's program: it joins the pod's network
+//! namespace, makes a private mount namespace with the container's volume mounts bound at their
+//! mount paths, changes to the working directory and then execs the program, which so keeps this
+//! process's pid (and its process group, which the agent signals).
+//!
+//! Mount points that do not exist on the host are created (an empty directory, or an empty file
+//! for a file source) before the bind; they stay empty outside the pod's mount namespace.
+
+use std::{
+    fs::{self, File},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::Context;
+use nix::{
+    mount::{MsFlags, mount},
+    sched::{CloneFlags, setns, unshare},
+};
+
+use crate::cli::ExecArgs;
+
+/// One bind mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+impl Bind {
+    /// The `--bind` flag value: `SOURCE=TARGET[=ro]`.
+    pub fn to_flag(&self) -> String {
+        let ro = if self.read_only { "=ro" } else { "" };
+        format!("{}={}{ro}", self.source.display(), self.target.display())
+    }
+
+    /// Parses a `--bind` flag value.
+    ///
+    /// ```text
+    /// "/s/vol=/data"     → source /s/vol, target /data, read-write
+    /// "/s/vol=/data=ro"  → read-only
+    /// ```
+    pub fn parse(flag: &str) -> anyhow::Result<Self> {
+        let mut parts = flag.split('=');
+        let (Some(source), Some(target)) = (parts.next(), parts.next()) else {
+            anyhow::bail!("--bind wants SOURCE=TARGET[=ro], got '{flag}'");
+        };
+        let read_only = match parts.next() {
+            None => false,
+            Some("ro") => true,
+            Some(other) => anyhow::bail!("--bind '{flag}': unknown option '{other}'"),
+        };
+        if source.is_empty() || !target.starts_with('/') || parts.next().is_some() {
+            anyhow::bail!("--bind wants SOURCE=/ABSOLUTE/TARGET[=ro], got '{flag}'");
+        }
+        Ok(Self {
+            source: source.into(),
+            target: target.into(),
+            read_only,
+        })
+    }
+}
+
+/// Runs `exec-in-pod`; returns only when something failed before the exec.
+pub fn exec_in_pod(args: ExecArgs) -> ExitCode {
+    match enter(&args) {
+        Ok(()) => {
+            let err = Command::new(&args.argv[0]).args(&args.argv[1..]).exec();
+            eprintln!("exec {}: {err}", args.argv[0]);
+            // 127: command not found / not executable, as a shell reports it.
+            ExitCode::from(127)
+        }
+        Err(err) => {
+            eprintln!("modelpilot-node-agent: cannot enter the pod: {err:#}");
+            ExitCode::from(126)
+        }
+    }
+}
+
+fn enter(args: &ExecArgs) -> anyhow::Result<()> {
+    let netns = File::open(&args.netns)
+        .with_context(|| format!("network namespace {}", args.netns.display()))?;
+    setns(&netns, CloneFlags::CLONE_NEWNET).context("setns(net)")?;
+    unshare(CloneFlags::CLONE_NEWNS).context("unshare(mount)")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("making / private")?;
+    for flag in &args.binds {
+        bind(&Bind::parse(flag)?)?;
+    }
+    if let Some(dir) = &args.workdir {
+        fs::create_dir_all(dir).with_context(|| format!("working dir {}", dir.display()))?;
+        std::env::set_current_dir(dir).with_context(|| format!("chdir {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn bind(b: &Bind) -> anyhow::Result<()> {
+    ensure_mount_point(&b.source, &b.target)?;
+    mount(
+        Some(&b.source),
+        &b.target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind {} at {}", b.source.display(), b.target.display()))?;
+    if b.read_only {
+        mount(
+            None::<&str>,
+            &b.target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .with_context(|| format!("read-only {}", b.target.display()))?;
+    }
+    Ok(())
+}
+
+fn ensure_mount_point(source: &Path, target: &Path) -> anyhow::Result<()> {
+    if target.exists() {
+        return Ok(());
+    }
+    if source.is_dir() {
+        fs::create_dir_all(target)
+    } else {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        File::create(target).map(drop)
+    }
+    .with_context(|| format!("mount point {}", target.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_flags_round_trip_and_reject_bad_forms() {
+        let cases: &[(&str, Option<(&str, &str, bool)>)] = &[
+            ("/s/v=/data", Some(("/s/v", "/data", false))),
+            ("/s/v=/data=ro", Some(("/s/v", "/data", true))),
+            ("/s/v=data", None),
+            ("/s/v", None),
+            ("=/data", None),
+            ("/s/v=/data=rw", None),
+            ("/s/v=/data=ro=x", None),
+        ];
+        for (flag, want) in cases {
+            let got = Bind::parse(flag).ok();
+            match (got, want) {
+                (Some(b), Some((s, t, ro))) => {
+                    assert_eq!(
+                        (b.source.to_str(), b.target.to_str(), b.read_only),
+                        (Some(*s), Some(*t), *ro),
+                        "{flag}"
+                    );
+                    assert_eq!(b.to_flag(), *flag);
+                }
+                (None, None) => {}
+                (got, want) => panic!("{flag}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}
