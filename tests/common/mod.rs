@@ -272,8 +272,9 @@ pub fn has_condition(
     }
 }
 
-/// Run `body` in a fresh namespace with its own in-process controller, dumping the namespace's
-/// events if it panics, then stop the controller and delete the namespace.
+/// Run `body` in a fresh namespace with its own in-process controller. If it panics the
+/// namespace's events are dumped; either way the controller stops and the namespace (with
+/// every pod and process in it) is deleted before the test ends.
 pub async fn with_controller<F, Fut>(prefix: &str, body: F)
 where
     F: FnOnce(TestNamespace) -> Fut,
@@ -281,7 +282,35 @@ where
 {
     let ns = TestNamespace::create(prefix).await;
     let controller = RunningController::start(&ns);
-    with_events(&ns, body(ns.clone())).await;
+    let result = catch(body(ns.clone())).await;
+    if result.is_err() {
+        ns.dump_events().await;
+    }
     controller.stop().await;
     ns.delete().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Run `body` in a fresh namespace (no controller), cleaned up as [`with_controller`] does.
+pub async fn in_namespace<F, Fut>(prefix: &str, body: F)
+where
+    F: FnOnce(TestNamespace) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let ns = TestNamespace::create(prefix).await;
+    let result = catch(body(ns.clone())).await;
+    if result.is_err() {
+        ns.dump_events().await;
+    }
+    ns.delete().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn catch<Fut: Future<Output = ()>>(fut: Fut) -> std::thread::Result<()> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(fut).catch_unwind().await
 }

@@ -276,6 +276,11 @@ pub async fn run(
     stop_all(&ctx).await;
     ctx.net_teardown().await;
     writer.abort();
+    if delete_object {
+        // The containers' final states (exit codes, messages) are reported before the object
+        // goes, as the kubelet reports them.
+        final_status(&ctx).await;
+    }
     if let Err(err) = std::fs::remove_dir_all(&ctx.dir) {
         if err.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(pod = %ctx.key, "removing {}: {err}", ctx.dir.display());
@@ -433,6 +438,19 @@ async fn finish(ctx: &Arc<PodCtx>) {
         let _ = h.await;
     }
     ctx.net_teardown().await;
+}
+
+async fn final_status(ctx: &Arc<PodCtx>) {
+    let spec = ctx.pod.spec.clone().unwrap_or_default();
+    let status = status::pod_status(&spec, &ctx.snapshot(), None, Timestamp::now());
+    let patch = serde_json::json!({ "status": status });
+    if let Err(err) = ctx
+        .api()
+        .patch_status(&ctx.pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::debug!(pod = %ctx.key, "final status: {err}");
+    }
 }
 
 async fn status_writer(ctx: Arc<PodCtx>) {
