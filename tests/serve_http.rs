@@ -597,3 +597,71 @@ async fn metrics_and_label_feedback() {
         assert!(page.contains(needle), "/metrics lacks {needle}:\n{page}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_response_names_the_pod_and_revision() {
+    let server = Server::ready(
+        "iris.onnx",
+        &["--pod-name", "iris-5c7b-abcde", "--revision", "4f9c2a1b0d"],
+    );
+    let client = reqwest::Client::new();
+    let good = iris_request(&[[5.1, 3.5, 1.4, 0.2]]);
+    let requests = [
+        ("ready", client.get(server.url("/v2/health/ready")), 200),
+        (
+            "inference",
+            post_json(&client, server.url("/v2/models/iris/infer"), &good),
+            200,
+        ),
+        (
+            "bad request",
+            post_json(
+                &client,
+                server.url("/v2/models/iris/infer"),
+                &json!({"inputs": 1}),
+            ),
+            400,
+        ),
+        ("unknown route", client.get(server.url("/nope")), 404),
+        ("metrics", client.get(server.url("/metrics")), 200),
+    ];
+    for (case, request, want_status) in requests {
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status().as_u16(), want_status, "{case}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header("x-modelpilot-pod").as_deref(),
+            Some("iris-5c7b-abcde"),
+            "{case}"
+        );
+        assert_eq!(
+            header("x-modelpilot-revision").as_deref(),
+            Some("4f9c2a1b0d"),
+            "{case}"
+        );
+    }
+
+    // Without the names (outside a pod) there are no such headers.
+    let mut plain = serve_support::spawn(
+        &[
+            "--model-uri",
+            serve_support::models()
+                .join("iris.onnx")
+                .to_str()
+                .expect("utf-8"),
+        ],
+        &[("POD_NAME", ""), ("MODELPILOT_REVISION", "")],
+    );
+    plain.wait_ready();
+    let response = reqwest::get(plain.url("/v2/health/ready"))
+        .await
+        .expect("GET");
+    assert!(response.headers().get("x-modelpilot-pod").is_none());
+    assert!(response.headers().get("x-modelpilot-revision").is_none());
+}

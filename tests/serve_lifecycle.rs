@@ -85,12 +85,17 @@ fn live_before_ready_while_the_model_downloads() {
     );
 }
 
-/// Starts the server expecting it to fail to load; returns its log.
-fn load_failure(args: &[&str], envs: &[(&str, &str)], remove_ort: bool) -> String {
+/// Starts the server expecting it to fail to load; returns the last line of its log and the
+/// termination message it wrote.
+fn load_failure(args: &[&str], envs: &[(&str, &str)], remove_ort: bool) -> (String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let termination = dir.path().join("termination-log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_modelpilot"));
     command
         .arg("serve")
         .args(["--http-host", "127.0.0.1", "--http-port", "0"])
+        .arg("--termination-message-path")
+        .arg(&termination)
         .args(args)
         .envs(envs.iter().copied())
         .stdout(Stdio::null())
@@ -106,7 +111,8 @@ fn load_failure(args: &[&str], envs: &[(&str, &str)], remove_ort: bool) -> Strin
         last.starts_with("error: "),
         "last line is the error: {stderr}"
     );
-    last
+    let message = std::fs::read_to_string(&termination).unwrap_or_default();
+    (last, message)
 }
 
 #[test]
@@ -178,10 +184,37 @@ fn load_failures_exit_with_one_line_errors() {
         ),
     ];
     for (args, envs, remove_ort, want) in cases {
-        let line = load_failure(&args, &envs, remove_ort);
+        let (line, message) = load_failure(&args, &envs, remove_ort);
         assert!(line.contains(want), "{args:?}: '{line}' lacks '{want}'");
         assert!(!line.contains("panicked"), "{line}");
+        // The same error, for the pod's termination message.
+        assert_eq!(
+            Some(message.as_str()),
+            line.strip_prefix("error: "),
+            "{args:?}"
+        );
     }
+}
+
+#[test]
+fn an_unwritable_termination_message_path_still_exits_with_the_error() {
+    let iris = models().join("iris.onnx");
+    let iris = iris.to_str().expect("utf-8");
+    let wrong = "0".repeat(64);
+    let output = Command::new(env!("CARGO_BIN_EXE_modelpilot"))
+        .arg("serve")
+        .args(["--http-host", "127.0.0.1", "--http-port", "0"])
+        .args(["--model-uri", iris, "--sha256", &wrong])
+        .env(
+            "MODELPILOT_TERMINATION_MESSAGE_PATH",
+            "/nonexistent/dir/termination-log",
+        )
+        .output()
+        .expect("run modelpilot serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("checksum mismatch"), "{stderr}");
 }
 
 #[test]
@@ -348,7 +381,7 @@ fn s3_source_with_checksum() {
         "--cache-dir",
         cache_dir,
     ];
-    let line = load_failure(&missing, &envs, false);
+    let (line, _) = load_failure(&missing, &envs, false);
     assert!(line.contains("not found"), "{line}");
     let wrong = "1".repeat(64);
     let mismatch = [
@@ -359,6 +392,7 @@ fn s3_source_with_checksum() {
         "--cache-dir",
         cache_dir,
     ];
-    let line = load_failure(&mismatch, &envs, false);
+    let (line, message) = load_failure(&mismatch, &envs, false);
     assert!(line.contains("checksum mismatch"), "{line}");
+    assert!(message.contains("checksum mismatch"), "{message}");
 }

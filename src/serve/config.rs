@@ -93,6 +93,20 @@ pub struct ServeArgs {
     /// Seconds to wait for in-flight requests after SIGTERM before exiting anyway.
     #[arg(long, env = "MODELPILOT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// File that receives the fatal start-up error, for the pod's termination message (the
+    /// default path is written only when it exists, as it does in a pod).
+    #[arg(
+        long,
+        env = "MODELPILOT_TERMINATION_MESSAGE_PATH",
+        default_value = super::termination::DEFAULT_PATH
+    )]
+    pub termination_message_path: PathBuf,
+    /// Name of this pod, sent back in the `x-modelpilot-pod` response header.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Revision this pod runs, sent back in the `x-modelpilot-revision` response header.
+    #[arg(long, env = "MODELPILOT_REVISION")]
+    pub revision: Option<String>,
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "MODELPILOT_LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
     pub log_format: crate::telemetry::LogFormat,

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::{
     batching::Batcher,
+    identity::Identity,
     model::{Computed, Model, RunError},
     observe::ServeMetrics,
     protocol::{self, HEADER_CONTENT_LENGTH, InferRequest, ResponseOutput, ServerMetadata},
@@ -41,6 +42,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     pub served: OnceLock<Served>,
     pub metrics: ServeMetrics,
+    /// Headers naming this pod and revision, added to every response.
+    pub identity: Identity,
 }
 
 impl AppState {
@@ -90,8 +93,10 @@ impl From<RunError> for ApiError {
 
 type Shared = State<Arc<AppState>>;
 
-/// All routes of the server.
+/// All routes of the server; every response names the pod and revision (see [`Identity`]).
 pub fn router(state: Arc<AppState>) -> Router {
+    let identity = state.identity.clone();
+    let stamp = move |response: Response| std::future::ready(identity.stamp(response));
     Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
@@ -114,6 +119,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/feedback", post(feedback))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::map_response(stamp))
         .with_state(state)
 }
 

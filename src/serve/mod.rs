@@ -9,6 +9,7 @@ pub mod batching;
 pub mod binary;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod json_data;
 pub mod model;
 pub mod observe;
@@ -17,6 +18,7 @@ pub mod protocol;
 pub mod shutdown;
 pub mod source;
 pub mod tensor;
+pub mod termination;
 pub mod validate;
 
 use std::{
@@ -35,15 +37,21 @@ use self::{
     observe::{BaselineProfile, ServeMetrics, ServeMetricsConfig},
 };
 
-/// Entry point of `modelpilot serve`.
+/// Entry point of `modelpilot serve`. A fatal error is also written to the termination
+/// message file, where Kubernetes (and so the operator) finds it.
 pub fn main(args: ServeArgs) -> anyhow::Result<()> {
     crate::telemetry::init_logging(args.log_format, &args.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let termination = termination::Target::for_path(&args.termination_message_path);
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("serve-io")
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(serve(args)));
+    if let Err(err) = &result {
+        termination.write(err);
+    }
+    result
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -63,6 +71,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ready: AtomicBool::new(false),
         served: OnceLock::new(),
         metrics: ServeMetrics::new(metrics_config),
+        identity: identity::Identity::new(args.pod_name.as_deref(), args.revision.as_deref()),
     });
     let addr = (args.http_host, args.http_port);
     let listener = tokio::net::TcpListener::bind(addr)
