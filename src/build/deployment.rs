@@ -52,8 +52,9 @@ pub fn build(spec: &ValidSpec) -> Deployment {
 pub fn pod_template(spec: &ValidSpec) -> PodTemplateSpec {
     let user = spec.template.clone().unwrap_or_default();
     let user_meta = user.metadata.unwrap_or_default();
-    let mut annotations = user_meta.annotations.unwrap_or_default();
-    annotations.extend(scrape_annotations(spec));
+    // The user's own annotations win: a pod may already be scraped another way.
+    let mut annotations = scrape_annotations(spec);
+    annotations.extend(user_meta.annotations.unwrap_or_default());
 
     let mut pod = user.spec.unwrap_or_default();
     let sidecar = spec.template.is_some() && !pod.containers.is_empty();
@@ -82,7 +83,8 @@ pub fn pod_template(spec: &ValidSpec) -> PodTemplateSpec {
     }
 }
 
-/// Where Prometheus finds the server's metrics.
+/// Where Prometheus finds the server's metrics (the `prometheus.io/*` convention that
+/// `kubernetes_sd_configs` relabelling rules key on).
 fn scrape_annotations(spec: &ValidSpec) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("prometheus.io/scrape".to_owned(), "true".to_owned()),

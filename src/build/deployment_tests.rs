@@ -197,4 +197,152 @@ fn server_args_parse_with_the_servers_own_cli() {
     if let Err(err) = Cli::try_parse_from(argv) {
         panic!("server rejects the operator's flags: {err}");
     }
+
+    // The environment the builder sets is read by the flags it is meant for, and the
+    // termination message path is where the server writes by default.
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let serve = command.find_subcommand("serve").expect("serve subcommand");
+    let flag_of = |env: &str| {
+        serve
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == env))
+            .map(|a| a.get_id().to_string())
+    };
+    let envs: Vec<String> = server_container(&build(&spec))
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    for (env, flag) in [
+        ("POD_NAME", "pod_name"),
+        ("MODELPILOT_REVISION", "revision"),
+    ] {
+        assert!(envs.iter().any(|e| e == env), "{env} not set: {envs:?}");
+        assert_eq!(flag_of(env).as_deref(), Some(flag), "{env}");
+    }
+    let default_path = serve
+        .get_arguments()
+        .find(|a| a.get_id() == "termination_message_path")
+        .map(|a| a.get_default_values().to_vec());
+    assert_eq!(
+        default_path,
+        Some(vec![server::TERMINATION_MESSAGE_PATH.into()])
+    );
+}
+
+#[test]
+fn server_knows_its_pod_and_reports_failures() {
+    let spec = valid(manifest());
+    let c = server_container(&build(&spec));
+    let env: Vec<(String, Option<String>)> = c
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let path = e.value_from.and_then(|v| v.field_ref).map(|f| f.field_path);
+            (e.name, path)
+        })
+        .collect();
+    let want = [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+        (
+            "MODELPILOT_REVISION",
+            "metadata.labels['modelpilot.io/revision']",
+        ),
+    ];
+    let want: Vec<(String, Option<String>)> = want
+        .iter()
+        .map(|(n, p)| ((*n).to_owned(), Some((*p).to_owned())))
+        .collect();
+    assert_eq!(env, want);
+    assert_eq!(
+        c.termination_message_policy.as_deref(),
+        Some("FallbackToLogsOnError")
+    );
+    assert_eq!(
+        c.termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+    // The label the revision comes from is on the pod.
+    let labels = build(&spec)
+        .spec
+        .template
+        .metadata
+        .and_then(|m| m.labels)
+        .unwrap_or_default();
+    assert_eq!(
+        labels.get(crate::build::labels::REVISION),
+        Some(&spec.revision)
+    );
+}
+
+#[test]
+fn scrape_annotations_table() {
+    let scrape = |port: &str| {
+        vec![
+            ("prometheus.io/path", "/metrics".to_owned()),
+            ("prometheus.io/port", port.to_owned()),
+            ("prometheus.io/scrape", "true".to_owned()),
+        ]
+    };
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut all = scrape("8080");
+        for (k, v) in extra {
+            all.retain(|(key, _)| key != k);
+            all.push((*k, (*v).to_owned()));
+        }
+        all.sort();
+        all
+    };
+    let app = json!([{"name": "app", "image": "app:1"}]);
+    // (case, server block, template, annotations)
+    let cases = [
+        ("no template", json!(null), json!(null), scrape("8080")),
+        (
+            "server port",
+            json!({"port": 9000}),
+            json!(null),
+            scrape("9000"),
+        ),
+        (
+            "user annotations kept",
+            json!(null),
+            json!({"metadata": {"annotations": {"team": "risk"}}, "spec": {"containers": app}}),
+            with(&[("team", "risk")]),
+        ),
+        (
+            "user's own scrape settings win",
+            json!(null),
+            json!({"metadata": {"annotations": {"prometheus.io/scrape": "false",
+                                                "prometheus.io/port": "9102"}},
+                   "spec": {"containers": app}}),
+            with(&[
+                ("prometheus.io/scrape", "false"),
+                ("prometheus.io/port", "9102"),
+            ]),
+        ),
+    ];
+    for (case, server, template, want) in cases {
+        let mut m = manifest();
+        if !server.is_null() {
+            m["spec"]["server"] = server;
+        }
+        if !template.is_null() {
+            m["spec"]["template"] = template;
+        }
+        let annotations = build(&valid(m))
+            .spec
+            .template
+            .metadata
+            .and_then(|m| m.annotations)
+            .unwrap_or_default();
+        let got: Vec<(&str, String)> = annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        assert_eq!(got, want, "{case}");
+    }
 }

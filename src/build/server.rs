@@ -6,13 +6,14 @@
 
 use k8s_openapi::{
     api::core::v1::{
-        Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, HTTPGetAction,
-        PersistentVolumeClaimVolumeSource, Probe, SeccompProfile, SecretEnvSource, SecurityContext,
-        Volume, VolumeMount,
+        Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+        EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, Probe,
+        SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
     },
     apimachinery::pkg::util::intstr::IntOrString,
 };
 
+use super::labels;
 use crate::controller::validate::{ModelSource, ValidSpec};
 
 /// Name of the injected container (reserved: the CRD rejects user containers with this name).
@@ -25,6 +26,10 @@ pub const CACHE_DIR: &str = "/var/cache/modelpilot";
 pub const PVC_MOUNT: &str = "/mnt/models";
 /// UID/GID the server runs as (non-root).
 pub const RUN_AS: i64 = 65532;
+
+/// Where the server writes its fatal start-up error (the Kubernetes default, set explicitly
+/// because the server's `--termination-message-path` default must match it).
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 const CACHE_VOLUME: &str = "modelpilot-model-cache";
 const TMP_VOLUME: &str = "modelpilot-tmp";
@@ -74,6 +79,31 @@ pub fn args(spec: &ValidSpec) -> Vec<String> {
     args
 }
 
+/// The server's environment from the downward API: its pod name and namespace, and the
+/// revision label, which the server echoes in its `x-modelpilot-pod`/`x-modelpilot-revision`
+/// response headers (the names match `modelpilot serve`'s `--pod-name`/`--revision` flags).
+pub fn env() -> Vec<EnvVar> {
+    let field = |name: &str, path: String| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: Some("v1".into()),
+                field_path: path,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    vec![
+        field("POD_NAME", "metadata.name".into()),
+        field("POD_NAMESPACE", "metadata.namespace".into()),
+        field(
+            "MODELPILOT_REVISION",
+            format!("metadata.labels['{}']", labels::REVISION),
+        ),
+    ]
+}
+
 fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -90,7 +120,8 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
 
 /// The server container. Readiness is `/v2/health/ready`: true only once the model is
 /// downloaded, verified, loaded and warmed up. A startup probe gives a slow download up to ten
-/// minutes before liveness applies.
+/// minutes before liveness applies. A start-up failure ends up in the container's termination
+/// message, which the operator reports on the ModelDeployment.
 pub fn container(spec: &ValidSpec) -> Container {
     let mut mounts = vec![
         VolumeMount {
@@ -122,6 +153,7 @@ pub fn container(spec: &ValidSpec) -> Container {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
+        env: Some(env()),
         env_from: spec.credentials_secret.as_ref().map(|name| {
             vec![EnvFromSource {
                 secret_ref: Some(SecretEnvSource {
@@ -135,6 +167,9 @@ pub fn container(spec: &ValidSpec) -> Container {
         readiness_probe: Some(http_probe("/v2/health/ready", 5, 3)),
         liveness_probe: Some(http_probe("/v2/health/live", 10, 3)),
         startup_probe: Some(http_probe("/v2/health/live", 2, 300)),
+        // The server writes why it could not start there; the log tail stands in otherwise.
+        termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(RUN_AS),
