@@ -186,6 +186,14 @@ fn full_values_render_every_option() {
 }
 
 #[test]
+fn the_operator_lists_pods_but_never_writes_them() {
+    for extra in [&[][..], &["--set", "watchNamespace=models"][..]] {
+        let rendered = Rendered::template("mp", "ops", extra);
+        rbac::assert_pods_read_only(&rendered, "mp-modelpilot");
+    }
+}
+
+#[test]
 fn watch_namespace_narrows_the_operator_to_one_namespace() {
     let rendered = Rendered::template("mp", "ops", &["--set", "watchNamespace=models"]);
     assert_eq!(

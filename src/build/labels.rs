@@ -26,6 +26,13 @@ pub fn deployment_selector(spec: &ValidSpec) -> BTreeMap<String, String> {
     labels
 }
 
+/// Labels selecting the pods of one revision (what the operator checks the health of).
+pub fn revision_selector(spec: &ValidSpec) -> BTreeMap<String, String> {
+    let mut labels = service_selector(spec);
+    labels.insert(REVISION.into(), spec.revision.clone());
+    labels
+}
+
 /// Labels of the Deployment and Service objects.
 pub fn common(spec: &ValidSpec) -> BTreeMap<String, String> {
     let mut labels = deployment_selector(spec);
@@ -109,5 +116,27 @@ mod tests {
             selector_string(&deployment_selector(&spec)),
             "modelpilot.io/name=iris,modelpilot.io/track=stable"
         );
+        assert_eq!(
+            selector_string(&revision_selector(&spec)),
+            format!(
+                "modelpilot.io/name=iris,modelpilot.io/revision={}",
+                spec.revision
+            )
+        );
+    }
+
+    #[test]
+    fn pods_carry_every_selector_they_are_found_by() {
+        let spec = valid(manifest());
+        let labels = pod(&spec);
+        for selector in [
+            service_selector(&spec),
+            deployment_selector(&spec),
+            revision_selector(&spec),
+        ] {
+            for (k, v) in &selector {
+                assert_eq!(labels.get(k), Some(v), "{k}");
+            }
+        }
     }
 }

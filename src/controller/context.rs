@@ -1,5 +1,5 @@
-//! What every reconcile shares: the client, defaults, the event recorder, metrics, and the
-//! per-object failure counts that drive retry backoff.
+//! What every reconcile shares: the client, defaults, the event recorder, metrics, the pod
+//! health deadline, and the per-object failure counts that drive retry backoff.
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
@@ -14,6 +14,8 @@ pub struct Context {
     pub defaults: Defaults,
     pub recorder: Recorder,
     pub metrics: ControllerMetrics,
+    /// How long a pod may stay not ready before the ModelDeployment is Degraded for it.
+    pub pod_not_ready_deadline: Duration,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -38,12 +40,14 @@ impl Context {
         defaults: Defaults,
         recorder: Recorder,
         metrics: ControllerMetrics,
+        pod_not_ready_deadline: Duration,
     ) -> Self {
         Self {
             client,
             defaults,
             recorder,
             metrics,
+            pod_not_ready_deadline,
             failures: Mutex::default(),
         }
     }

@@ -1,6 +1,7 @@
 //! Kubernetes Events for what a person watching `kubectl describe mdep` wants to know: a new
 //! revision started rolling out, the service became ready or stopped being ready, something is
-//! degraded, and every reconcile error (reason = the error's reason).
+//! degraded (or degraded for a new reason: the pods' problem changed), and every reconcile
+//! error (reason = the error's reason).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType};
@@ -87,7 +88,13 @@ pub fn transitions(old: &ModelDeploymentStatus, new: &ModelDeploymentStatus) -> 
             });
         }
     }
-    if let Some(c) = flipped(ct::DEGRADED) {
+    // A new kind of trouble while already degraded (an image fixed, now the model fails to
+    // load) is news too; the same trouble with a new message (a restart count) is not.
+    let degraded_anew = find(&new.conditions, ct::DEGRADED).filter(|now| {
+        let before = find(&old.conditions, ct::DEGRADED);
+        now.status == "True" && before.is_some_and(|b| b.status == "True" && b.reason != now.reason)
+    });
+    if let Some(c) = flipped(ct::DEGRADED).or(degraded_anew) {
         if c.status == "True" {
             notes.push(Note {
                 warning: true,
@@ -112,10 +119,22 @@ mod tests {
     use super::*;
     use crate::{
         api::RevisionStatus,
-        controller::status::{DeploymentView, conditions_for, merge_conditions, now},
+        controller::{
+            pods::PodProblem,
+            status::{DeploymentView, conditions_for, merge_conditions, now},
+        },
     };
 
     fn status(ready: i32, revision: &str) -> ModelDeploymentStatus {
+        failing(ready, revision, None)
+    }
+
+    /// A status whose pods have `problem` (reason, message).
+    fn failing(
+        ready: i32,
+        revision: &str,
+        problem: Option<(&'static str, &str)>,
+    ) -> ModelDeploymentStatus {
         let view = DeploymentView {
             desired: 2,
             replicas: 2,
@@ -123,6 +142,10 @@ mod tests {
             updated: 2,
             available: ready,
             observed: true,
+            pods: problem.map(|(reason, message)| PodProblem {
+                reason,
+                message: message.into(),
+            }),
             ..Default::default()
         };
         ModelDeploymentStatus {
@@ -169,6 +192,36 @@ mod tests {
                 &status(2, "a"),
                 status(1, "a"),
                 vec!["ReplicasNotReady"],
+            ),
+            (
+                "model fails to load",
+                &status(0, "a"),
+                failing(0, "a", Some(("ModelLoadFailed", "checksum mismatch"))),
+                vec!["ModelLoadFailed"],
+            ),
+            (
+                "same problem, new message: no event",
+                &failing(0, "a", Some(("CrashLoopBackOff", "3 restarts"))),
+                failing(0, "a", Some(("CrashLoopBackOff", "4 restarts"))),
+                vec![],
+            ),
+            (
+                "another problem",
+                &failing(0, "a", Some(("ImagePullFailed", "no such image"))),
+                failing(0, "a", Some(("ModelLoadFailed", "checksum mismatch"))),
+                vec!["ModelLoadFailed"],
+            ),
+            (
+                "ready pods fail: readiness lost and degraded",
+                &status(2, "a"),
+                failing(2, "a", Some(("CrashLoopBackOff", "2 restarts"))),
+                vec!["CrashLoopBackOff", "CrashLoopBackOff"],
+            ),
+            (
+                "pods recover",
+                &failing(0, "a", Some(("ModelLoadFailed", "checksum mismatch"))),
+                status(2, "a"),
+                vec!["Ready", "Recovered"],
             ),
         ];
         for (case, old, new, want) in cases {

@@ -3,13 +3,14 @@
 //!
 //! The reconcile itself is a pipeline spread over the sibling modules: `validate` (pure),
 //! `crate::build` (pure), `reconcile` (apply and status I/O), `status` (pure status decisions),
-//! `events`, and `error` (what a failure means for retrying).
+//! `pods` (pure pod health), `events`, and `error` (what a failure means for retrying).
 
 pub mod context;
 pub mod error;
 pub mod events;
 mod health;
 pub mod leader;
+pub mod pods;
 pub mod reconcile;
 pub mod status;
 pub mod validate;
@@ -18,7 +19,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Pod, Service},
+};
 use kube::{
     Api, Client,
     api::ListParams,
@@ -75,6 +79,10 @@ pub struct ControllerArgs {
     /// Lease duration in seconds; the leader renews every third of it.
     #[arg(long, env = "MODELPILOT_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=600))]
     pub lease_seconds: u64,
+    /// Seconds a pod of the current revision may stay not ready before the ModelDeployment
+    /// turns Degraded (reason PodsNotReady).
+    #[arg(long, env = "MODELPILOT_POD_NOT_READY_DEADLINE_SECONDS", default_value_t = pods::DEFAULT_NOT_READY_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub pod_not_ready_deadline_seconds: u64,
     /// Log format.
     #[arg(long, env = "MODELPILOT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -114,6 +122,7 @@ async fn serve_operator(args: ControllerArgs) -> anyhow::Result<()> {
         },
         metrics: metrics.clone(),
         identity: args.identity.clone().unwrap_or_else(default_identity),
+        pod_not_ready_deadline: Duration::from_secs(args.pod_not_ready_deadline_seconds),
     };
     let stop = CancellationToken::new();
     tokio::spawn({
@@ -171,17 +180,21 @@ pub struct RunConfig {
     pub metrics: ControllerMetrics,
     /// Reporting instance of events.
     pub identity: String,
+    /// How long a pod may stay not ready before that alone makes the ModelDeployment Degraded.
+    pub pod_not_ready_deadline: Duration,
 }
 
 /// Run the controller until `stop` is cancelled, then let running reconciles finish.
 pub async fn run(client: Client, config: RunConfig, stop: CancellationToken) -> anyhow::Result<()> {
-    let (mdeps, deployments, services) = match &config.namespace {
+    let (mdeps, deployments, services, pods) = match &config.namespace {
         Some(ns) => (
             Api::<ModelDeployment>::namespaced(client.clone(), ns),
             Api::<Deployment>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
+            Api::<Pod>::namespaced(client.clone(), ns),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
@@ -197,11 +210,19 @@ pub async fn run(client: Client, config: RunConfig, stop: CancellationToken) -> 
         config.defaults,
         recorder,
         config.metrics,
+        config.pod_not_ready_deadline,
     ));
     let children = watcher::Config::default().labels("app.kubernetes.io/managed-by=modelpilot");
+    // Pods belong to ReplicaSets, not to us: map them back by the name label, so that a crash
+    // or a failed image pull is reported at once rather than at the next resync.
+    let our_pods = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by=modelpilot,{}",
+        crate::build::labels::NAME
+    ));
     let controller = Controller::new(mdeps, watcher::Config::default().any_semantic())
         .owns(deployments, children.clone())
         .owns(services, children)
+        .watches(pods, our_pods, |pod| pods::owner_of(&pod))
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {

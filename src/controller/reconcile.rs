@@ -1,16 +1,22 @@
-//! The reconcile pipeline: fetch → validate → build → apply → status.
+//! The reconcile pipeline: fetch → validate → build → apply → observe pods → status.
 //!
-//! Only the apply and status stages touch the API; validation and building are pure functions
-//! (see `validate.rs` and `crate::build`). Children are written with server-side apply under one
+//! Only the apply, pod listing and status stages touch the API; validation, building and pod
+//! health are pure functions (see `validate.rs`, `crate::build` and `pods.rs`). Children are written with server-side apply under one
 //! field manager, so a reconcile that changes nothing writes nothing new, and a field another
 //! manager owns is taken back deliberately (`force`). Status is patched only when it changed.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Pod, Service},
+};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
     runtime::controller::Action,
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -20,6 +26,7 @@ use super::{
     context::Context,
     error::Error,
     events,
+    pods::{self, PodProblem},
     status::{self, Observation},
     validate::{ValidSpec, validate},
 };
@@ -29,7 +36,7 @@ use crate::{
 };
 
 /// How often a healthy object is looked at again even when nothing changes.
-const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
+const RESYNC: Duration = Duration::from_secs(300);
 
 fn key(obj: &ModelDeployment) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
@@ -76,7 +83,7 @@ async fn pipeline(obj: &ModelDeployment, ctx: &Context) -> Result<Action, Error>
         Err(spec_error) => {
             let err = Error::Spec(spec_error);
             let deployment = fetch_deployment(obj, ctx).await?;
-            write_status(obj, ctx, None, deployment.as_ref(), Some(&err)).await?;
+            write_status(obj, ctx, None, deployment.as_ref(), Some(&err), None).await?;
             return Err(err);
         }
     };
@@ -85,13 +92,39 @@ async fn pipeline(obj: &ModelDeployment, ctx: &Context) -> Result<Action, Error>
         Ok(deployment) => deployment,
         Err(err) if err.is_permanent() => {
             let deployment = fetch_deployment(obj, ctx).await?;
-            write_status(obj, ctx, Some(&valid), deployment.as_ref(), Some(&err)).await?;
+            let deployment = deployment.as_ref();
+            write_status(obj, ctx, Some(&valid), deployment, Some(&err), None).await?;
             return Err(err);
         }
         Err(err) => return Err(err),
     };
-    write_status(obj, ctx, Some(&valid), Some(&applied), None).await?;
-    Ok(Action::requeue(RESYNC))
+    let pods = list_pods(ctx, &valid).await?;
+    let now = status::now();
+    let deadline = ctx.pod_not_ready_deadline;
+    let problem = pods::pod_health(&pods, &now, deadline);
+    write_status(
+        obj,
+        ctx,
+        Some(&valid),
+        Some(&applied),
+        None,
+        problem.as_ref(),
+    )
+    .await?;
+    // A pod on its way to the not-ready deadline changes nothing when it gets there: look again.
+    let next = pods::recheck_in(&pods, &now, deadline)
+        .map_or(RESYNC, |left| (left + Duration::from_secs(1)).min(RESYNC));
+    Ok(Action::requeue(next))
+}
+
+/// The pods of the current revision (older revisions' pods are on their way out).
+async fn list_pods(ctx: &Context, valid: &ValidSpec) -> Result<Vec<Pod>, Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &valid.owner.namespace);
+    let selector = build::labels::selector_string(&build::labels::revision_selector(valid));
+    api.list(&ListParams::default().labels(&selector))
+        .await
+        .map(|list| list.items)
+        .map_err(|e| Error::from_kube("observe", "Pod", &valid.owner.name, e))
 }
 
 async fn fetch_deployment(
@@ -145,6 +178,7 @@ async fn write_status(
     valid: Option<&ValidSpec>,
     deployment: Option<&Deployment>,
     error: Option<&Error>,
+    pods: Option<&PodProblem>,
 ) -> Result<(), Error> {
     let old = obj.status.clone().unwrap_or_default();
     let observation = Observation {
@@ -152,6 +186,7 @@ async fn write_status(
         spec: valid,
         deployment,
         error,
+        pods,
     };
     let new = status::desired_status(&old, &observation, &status::now());
     if new == old {

@@ -4,10 +4,13 @@
 //!
 //! Rules, in order:
 //! - `Ready` is true when at least the desired number of pods are ready (a rolling update never
-//!   takes capacity away, so a model rollout keeps the service Ready), or when scaled to zero.
+//!   takes capacity away, so a model rollout keeps the service Ready), or when scaled to zero;
+//!   it is false while the current revision's pods have a problem (see `pods.rs`).
 //! - `Progressing` is true while pods of older revisions remain or new ones are not ready yet.
 //! - `Degraded` is true for an invalid spec, a child the API server refused, a replica failure
-//!   (quota, admission) or a rollout past its progress deadline.
+//!   (quota, admission), a problem of the current revision's pods (a model that does not load,
+//!   a crash loop, an image that cannot be pulled, pods not ready past a deadline) or a
+//!   rollout past its progress deadline, in that order of precedence.
 //! - `phase` is derived: Degraded, else Progressing, else Ready, else Pending.
 //! - A condition's `lastTransitionTime` only moves when its `status` flips.
 
@@ -17,7 +20,7 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 
-use super::{error::Error, validate::ValidSpec};
+use super::{error::Error, pods::PodProblem, validate::ValidSpec};
 use crate::{
     api::{ConditionStatus, ModelDeploymentStatus, Phase, RevisionStatus, condition_types as ct},
     build::labels,
@@ -33,6 +36,8 @@ pub struct Observation<'a> {
     pub deployment: Option<&'a Deployment>,
     /// A permanent error of this reconcile.
     pub error: Option<&'a Error>,
+    /// The problem of the current revision's pods, if any.
+    pub pods: Option<&'a PodProblem>,
 }
 
 /// One condition before it gets its transition time.
@@ -67,6 +72,8 @@ pub struct DeploymentView {
     pub stalled: Option<String>,
     /// `ReplicaFailure=True`, with its message.
     pub replica_failure: Option<String>,
+    /// The problem of the current revision's pods (observed on the pods, not the Deployment).
+    pub pods: Option<PodProblem>,
 }
 
 impl DeploymentView {
@@ -96,6 +103,7 @@ impl DeploymentView {
                 .filter(|(reason, _)| reason == "ProgressDeadlineExceeded")
                 .map(|(_, m)| m),
             replica_failure: find("ReplicaFailure", "True").map(|(_, m)| m),
+            pods: None,
         }
     }
 
@@ -131,6 +139,20 @@ pub fn conditions_for(view: Option<&DeploymentView>, error: Option<&Error>) -> [
             true,
             "ScaledToZero",
             "0 replicas requested".into(),
+        ),
+        Some(DeploymentView {
+            pods: Some(problem),
+            ready,
+            desired,
+            ..
+        }) => verdict(
+            ct::READY,
+            false,
+            problem.reason,
+            format!(
+                "{ready}/{desired} replicas ready; pods of the current revision fail ({})",
+                problem.reason
+            ),
         ),
         Some(v) if v.ready >= v.desired && v.rolled_out() => verdict(
             ct::READY,
@@ -194,6 +216,13 @@ pub fn conditions_for(view: Option<&DeploymentView>, error: Option<&Error>) -> [
             "ReplicaFailure",
             v.replica_failure.clone().unwrap_or_default(),
         ),
+        (
+            None,
+            Some(DeploymentView {
+                pods: Some(problem),
+                ..
+            }),
+        ) => verdict(ct::DEGRADED, true, problem.reason, problem.message.clone()),
         (None, Some(v)) if v.stalled.is_some() => verdict(
             ct::DEGRADED,
             true,
@@ -266,7 +295,10 @@ pub fn desired_status(
     obs: &Observation<'_>,
     now: &Time,
 ) -> ModelDeploymentStatus {
-    let view = obs.deployment.map(DeploymentView::of);
+    let view = obs.deployment.map(|d| DeploymentView {
+        pods: obs.pods.cloned(),
+        ..DeploymentView::of(d)
+    });
     let verdicts = conditions_for(view.as_ref(), obs.error);
     let conditions = merge_conditions(&old.conditions, &verdicts, obs.generation, now);
     let view = view.unwrap_or_default();

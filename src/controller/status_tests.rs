@@ -3,7 +3,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
-use crate::controller::validate::SpecError;
+use crate::controller::{pods::PodProblem, validate::SpecError};
 
 fn view(desired: i32, replicas: i32, ready: i32, updated: i32) -> DeploymentView {
     DeploymentView {
@@ -42,6 +42,13 @@ fn condition_table() {
     let quota = DeploymentView {
         replica_failure: Some("exceeded quota".into()),
         ..view(2, 0, 0, 0)
+    };
+    let failing = |v: DeploymentView, reason: &'static str| DeploymentView {
+        pods: Some(PodProblem {
+            reason,
+            message: format!("{reason} details"),
+        }),
+        ..v
     };
     // (case, view, error, Ready, Progressing, Degraded reason, phase)
     let cases: Vec<Case> = vec![
@@ -101,7 +108,7 @@ fn condition_table() {
         ),
         (
             "stalled rollout",
-            Some(stalled),
+            Some(stalled.clone()),
             None,
             "MinimumReplicasReady",
             "ProgressDeadlineExceeded",
@@ -110,16 +117,76 @@ fn condition_table() {
         ),
         (
             "quota",
-            Some(quota),
+            Some(quota.clone()),
             None,
             "ReplicasNotReady",
             "RollingOut",
             "ReplicaFailure",
             Phase::Degraded,
         ),
+        (
+            "model fails to load",
+            Some(failing(view(1, 1, 0, 1), "ModelLoadFailed")),
+            None,
+            "ModelLoadFailed",
+            "RollingOut",
+            "ModelLoadFailed",
+            Phase::Degraded,
+        ),
+        (
+            "bad new revision while old pods serve: not Ready",
+            Some(failing(view(2, 3, 2, 1), "CrashLoopBackOff")),
+            None,
+            "CrashLoopBackOff",
+            "RollingOut",
+            "CrashLoopBackOff",
+            Phase::Degraded,
+        ),
+        (
+            "stalled with pods not ready: the pods say why",
+            Some(failing(stalled.clone(), "PodsNotReady")),
+            None,
+            "PodsNotReady",
+            "ProgressDeadlineExceeded",
+            "PodsNotReady",
+            Phase::Degraded,
+        ),
+        (
+            "quota beats a pod problem",
+            Some(failing(quota, "ImagePullFailed")),
+            None,
+            "ImagePullFailed",
+            "RollingOut",
+            "ReplicaFailure",
+            Phase::Degraded,
+        ),
+        (
+            "invalid spec beats a pod problem",
+            Some(failing(view(2, 2, 0, 2), "ModelLoadFailed")),
+            Some(&invalid),
+            "ModelLoadFailed",
+            "RollingOut",
+            "InvalidSpec",
+            Phase::Degraded,
+        ),
+        (
+            "scaled to zero is ready whatever was wrong",
+            Some(failing(view(0, 0, 0, 0), "PodsNotReady")),
+            None,
+            "ScaledToZero",
+            "RolloutComplete",
+            "PodsNotReady",
+            Phase::Degraded,
+        ),
     ];
     for (case, v, err, ready, progressing, degraded, phase) in cases {
+        let problem = v
+            .as_ref()
+            .is_some_and(|v| v.pods.is_some() && v.desired > 0);
         let [r, p, d] = conditions_for(v.as_ref(), err);
+        if problem {
+            assert_eq!(r.status, ConditionStatus::False, "{case}: Ready");
+        }
         assert_eq!(
             (r.reason.as_str(), p.reason.as_str(), d.reason.as_str()),
             (ready, progressing, degraded),
@@ -185,10 +252,58 @@ fn desired_status_keeps_the_last_revision_when_the_spec_is_invalid() {
         spec: None,
         deployment: None,
         error: Some(&err),
+        pods: None,
     };
     let status = desired_status(&old, &obs, &time(5));
     assert_eq!(status.revision, old.revision);
     assert_eq!(status.selector, old.selector);
     assert_eq!(status.observed_generation, Some(4));
     assert_eq!(status.phase, Phase::Degraded);
+}
+
+#[test]
+fn desired_status_reports_the_pods_problem() {
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "iris", "generation": 1},
+        "spec": {"replicas": 1, "selector": {}, "template": {}},
+        "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1}
+    }))
+    .expect("deployment");
+    let problem = PodProblem {
+        reason: "ModelLoadFailed",
+        message: "model file:///m.onnx: checksum mismatch".into(),
+    };
+    let observe = |pods| Observation {
+        generation: Some(1),
+        spec: None,
+        deployment: Some(&deployment),
+        error: None,
+        pods,
+    };
+    let failing = desired_status(
+        &ModelDeploymentStatus::default(),
+        &observe(Some(&problem)),
+        &time(10),
+    );
+    let degraded = failing
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "ModelLoadFailed")
+    );
+    assert_eq!(degraded.message, problem.message);
+    assert_eq!(failing.phase, Phase::Degraded);
+    // The problem gone (and still no ready pod): Degraded clears, its time moves.
+    let cleared = desired_status(&failing, &observe(None), &time(20));
+    let degraded = cleared
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert_eq!(degraded.status, "False");
+    assert_eq!(degraded.last_transition_time, time(20));
+    assert_eq!(cleared.phase, Phase::Progressing);
 }

@@ -39,6 +39,8 @@ const OPERATOR: &[(&str, &str, &[&str])] = &[
         &["get", "list", "watch", "create", "patch"],
     ),
     ("", "services", &["get", "list", "watch", "create", "patch"]),
+    // Read only: the pods' states say why a model does not serve.
+    ("", "pods", &["get", "list", "watch"]),
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
 
@@ -64,7 +66,9 @@ const FORBIDDEN: &[(&str, &str, &[&str])] = &[
     ("", "services", &["update", "delete"]),
     ("", "secrets", &["get", "list", "watch"]),
     ("", "configmaps", &["get", "list"]),
-    ("", "pods", &["get", "list", "create", "delete"]),
+    ("", "pods", &["create", "update", "patch", "delete"]),
+    ("", "pods/exec", &["create"]),
+    ("", "pods/log", &["get"]),
     ("", "serviceaccounts/token", &["create"]),
     ("coordination.k8s.io", "leases", &["list", "delete"]),
     (
@@ -157,6 +161,20 @@ pub fn assert_least_privilege(rendered: &Rendered, fullname: &str, namespace: &s
             "operator bound to {role}"
         );
     }
+}
+
+/// The operator's ClusterRole lets it list (and get, watch) pods, to report why they fail, and
+/// grants nothing else on pods or their subresources.
+pub fn assert_pods_read_only(rendered: &Rendered, fullname: &str) {
+    let on_pods: BTreeSet<Permission> = granted(rendered.named("ClusterRole", fullname))
+        .into_iter()
+        .filter(|(group, resource, _)| group.is_empty() && resource.starts_with("pods"))
+        .collect();
+    let want: BTreeSet<Permission> = ["get", "list", "watch"]
+        .iter()
+        .map(|verb| (String::new(), "pods".to_owned(), (*verb).to_owned()))
+        .collect();
+    assert_eq!(on_pods, want);
 }
 
 /// Where an access review asks about.

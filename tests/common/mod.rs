@@ -230,6 +230,7 @@ impl RunningController {
             },
             metrics: modelpilot::telemetry::metrics::ControllerMetrics::new(),
             identity: format!("test-{}", ns.name),
+            pod_not_ready_deadline: modelpilot::controller::pods::DEFAULT_NOT_READY_DEADLINE,
         };
         let task = tokio::spawn(modelpilot::controller::run(
             ns.client.clone(),
