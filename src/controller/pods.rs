@@ -13,6 +13,7 @@ use std::time::Duration;
 use k8s_openapi::{
     api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod},
     apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
 };
 use kube::{ResourceExt, runtime::reflector::ObjectRef};
 
@@ -165,15 +166,17 @@ fn problem_of(pod: &Pod, now: &Time, deadline: Duration) -> Option<(usize, PodPr
     }
     if !is_ready(pod) && status.phase.as_deref() != Some("Succeeded") {
         let since = not_ready_since(pod)?;
-        let secs = now.0.as_second().saturating_sub(since);
-        if secs > deadline_secs(deadline) {
+        if now.0.as_second().saturating_sub(since) > deadline_secs(deadline) {
             let ready = condition(pod, "Ready");
             let why = join_nonempty(&[
                 ready.and_then(|c| c.reason.as_deref()),
                 ready.and_then(|c| c.message.as_deref()),
             ]);
+            // The start, not the elapsed time: the message stays the same between reconciles.
+            let since =
+                Timestamp::from_second(since).map_or_else(|_| since.to_string(), |t| t.to_string());
             let message = format!(
-                "pod {pod_name} not ready for {secs}s (deadline {}s): {why}",
+                "pod {pod_name} not ready since {since} (deadline {}s): {why}",
                 deadline.as_secs()
             );
             return problem(5, PODS_NOT_READY, message);

@@ -139,7 +139,7 @@ fn one_pod_table() {
             )],
             601,
             Some(PODS_NOT_READY),
-            "pod p not ready for 601s (deadline 600s): ContainersNotReady: containers with unready status",
+            "pod p not ready since 2025-01-01T00:00:00Z (deadline 600s): ContainersNotReady: containers with unready status",
         ),
         (
             "was ready, not ready again only briefly",
