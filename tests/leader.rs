@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestNamespace, WAIT, example, has_condition, kubeconfig_path, wait_for};
+use common::{TestNamespace, WAIT, example, has_condition, kubeconfig_path, simulated, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
     Api, ResourceExt,
@@ -199,7 +199,7 @@ async fn two_controller_processes_fail_over_on_sigterm() {
 
     // And the new leader reconciles.
     let mdeps: Api<ModelDeployment> = ns.api();
-    let mdep = example("minimal.yaml");
+    let mdep = simulated(example("minimal.yaml"));
     mdeps
         .patch(
             &mdep.name_any(),

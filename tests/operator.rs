@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{TestNamespace, WAIT, example, has_condition, wait_for, wait_gone, with_controller};
+use common::{
+    TestNamespace, WAIT, example, has_condition, simulated, wait_for, wait_gone, with_controller,
+};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service, events::v1::Event};
 use kube::{
     Api, ResourceExt,
@@ -63,7 +65,7 @@ async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
         let mdeps: Api<ModelDeployment> = ns.api();
         let deployments: Api<Deployment> = ns.api();
         let services: Api<Service> = ns.api();
-        let mdep = apply(&mdeps, &example("minimal.yaml")).await;
+        let mdep = apply(&mdeps, &simulated(example("minimal.yaml"))).await;
         let name = mdep.name_any();
 
         // Children appear with the server and owner references.
@@ -169,7 +171,7 @@ async fn template_gets_a_native_sidecar_and_pods_become_ready() {
             }))
             .expect("template"),
         );
-        apply(&mdeps, &mdep).await;
+        apply(&mdeps, &simulated(mdep)).await;
         let ready = wait_for(&mdeps, "gateway", WAIT, has_condition("Ready", "True")).await;
         assert_eq!(ready.status.as_ref().map(|s| s.ready_replicas), Some(2));
         let d: Deployment = ns.api().get("gateway").await.expect("deployment");
@@ -201,6 +203,7 @@ async fn a_child_the_api_server_rejects_degrades_then_recovers() {
         mdep.spec.template = Some(serde_json::from_value(json!({
             "spec": {"containers": [{"name": "app"}]}
         })).expect("template"));
+        let mdep = simulated(mdep);
         apply(&mdeps, &mdep).await;
         let name = mdep.name_any();
         let degraded = wait_for(&mdeps, &name, WAIT, has_condition("Degraded", "True")).await;
@@ -224,7 +227,7 @@ async fn a_child_the_api_server_rejects_degrades_then_recovers() {
 async fn scale_subresource_drives_the_deployment() {
     with_controller("mp-scale", |ns| async move {
         let mdeps: Api<ModelDeployment> = ns.api();
-        let mdep = example("minimal.yaml");
+        let mdep = simulated(example("minimal.yaml"));
         let name = mdep.name_any();
         apply(&mdeps, &mdep).await;
         wait_for(&mdeps, &name, WAIT, has_condition("Ready", "True")).await;

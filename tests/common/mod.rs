@@ -257,6 +257,26 @@ pub fn example(name: &str) -> modelpilot::api::ModelDeployment {
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
+/// Puts a ModelDeployment's pods on the kwok-simulated nodes (toleration for their taint and a
+/// node selector), for tests of the controller's own logic that need pods to turn Ready without
+/// a reachable model. Tests of real serving leave this out: by default pods land on the real
+/// node run by the node agent.
+pub fn simulated(mut mdep: modelpilot::api::ModelDeployment) -> modelpilot::api::ModelDeployment {
+    let mut template = mdep.spec.template.take().unwrap_or_default();
+    let spec = template.spec.get_or_insert_with(Default::default);
+    spec.node_selector
+        .get_or_insert_with(Default::default)
+        .insert("type".into(), "kwok".into());
+    spec.tolerations.get_or_insert_with(Vec::new).push(
+        serde_json::from_value(serde_json::json!({
+            "key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"
+        }))
+        .expect("toleration"),
+    );
+    mdep.spec.template = Some(template);
+    mdep
+}
+
 /// A condition on a ModelDeployment's status condition `type_` having `status`.
 pub fn has_condition(
     type_: &'static str,

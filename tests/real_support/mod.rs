@@ -51,10 +51,18 @@ struct SourceState {
 
 async fn serve_file(State(st): State<SourceState>, Path(path): Path<String>) -> Response {
     let Some(name) = path.strip_prefix(&format!("{BUCKET}/")) else {
-        return (StatusCode::NOT_FOUND, "<Error><Code>NoSuchBucket</Code></Error>").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "<Error><Code>NoSuchBucket</Code></Error>",
+        )
+            .into_response();
     };
     let Some((_, bytes)) = st.files.iter().find(|(n, _)| *n == name) else {
-        return (StatusCode::NOT_FOUND, "<Error><Code>NoSuchKey</Code></Error>").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "<Error><Code>NoSuchKey</Code></Error>",
+        )
+            .into_response();
     };
     st.downloads.send_modify(|n| *n += 1);
     let bytes = bytes.clone();
@@ -62,7 +70,9 @@ async fn serve_file(State(st): State<SourceState>, Path(path): Path<String>) -> 
     let split = len.min(64);
     let mut open = st.open.clone();
     // The first bytes go at once; the rest waits until the gate opens.
-    let head = futures::stream::once(futures::future::ready(Ok::<_, std::io::Error>(Bytes::copy_from_slice(&bytes[..split]))));
+    let head = futures::stream::once(futures::future::ready(Ok::<_, std::io::Error>(
+        Bytes::copy_from_slice(&bytes[..split]),
+    )));
     let tail = futures::stream::once(async move {
         let _ = open.wait_for(|o| *o).await;
         Ok::<_, std::io::Error>(Bytes::copy_from_slice(&bytes[split..]))
@@ -87,15 +97,22 @@ impl ModelSource {
             open: open_rx,
             downloads: Arc::new(count),
         };
-        let app = Router::new().route("/{*path}", get(serve_file)).with_state(state);
-        let listener = tokio::net::TcpListener::bind((NODE_IP, 0))
-            .await
-            .expect("bind the model source on the node bridge (is the node agent up? make cluster-up)");
+        let app = Router::new()
+            .route("/{*path}", get(serve_file))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind((NODE_IP, 0)).await.expect(
+            "bind the model source on the node bridge (is the node agent up? make cluster-up)",
+        );
         let port = listener.local_addr().expect("local addr").port();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { base: format!("http://{NODE_IP}:{port}"), open, downloads, task }
+        Self {
+            base: format!("http://{NODE_IP}:{port}"),
+            open,
+            downloads,
+            task,
+        }
     }
 
     /// The model's URI: `s3://models/<name>`.
@@ -124,9 +141,14 @@ impl ModelSource {
     /// Waits until `n` downloads have started.
     pub async fn wait_downloads(&self, n: usize, timeout: Duration) {
         let mut rx = self.downloads.clone();
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|d| *d >= n)).await.is_ok();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|d| *d >= n))
+            .await
+            .is_ok();
         let seen = *rx.borrow();
-        assert!(waited, "{n} model downloads did not start within {timeout:?} (saw {seen})");
+        assert!(
+            waited,
+            "{n} model downloads did not start within {timeout:?} (saw {seen})"
+        );
     }
 }
 
@@ -158,11 +180,20 @@ pub async fn wait_list<K>(
     describe: impl Fn(&K) -> String,
 ) -> Vec<K>
 where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store::<K>();
-    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default().labels(selector)));
+    let stream = reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().labels(selector)),
+    );
     let mut stream = stream.boxed();
     let mut synced = false;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -179,7 +210,10 @@ where
             Ok(None) => panic!("pod watch ended while waiting for {what}"),
             Err(_) => {
                 let items: Vec<String> = reader.state().iter().map(|p| describe(p)).collect();
-                panic!("timed out after {timeout:?} waiting for {what}; objects:\n{}", items.join("\n"));
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; objects:\n{}",
+                    items.join("\n")
+                );
             }
         }
     }
@@ -192,7 +226,12 @@ pub fn describe(p: &Pod) -> String {
         .container_statuses
         .iter()
         .flatten()
-        .map(|c| format!("{} ready={} restarts={} state={:?}", c.name, c.ready, c.restart_count, c.state))
+        .map(|c| {
+            format!(
+                "{} ready={} restarts={} state={:?}",
+                c.name, c.ready, c.restart_count, c.state
+            )
+        })
         .collect();
     format!(
         "{} phase={:?} ip={:?} node={:?} {}",
@@ -229,7 +268,12 @@ pub fn pid(p: &Pod) -> Option<i32> {
 /// The command line of a live process.
 pub fn cmdline(pid: i32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" "))
+    Some(
+        raw.split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// `http://<clusterIP>:<port>` of a Service.
@@ -237,7 +281,10 @@ pub async fn service_url(api: &Api<Service>, name: &str) -> String {
     let svc = api.get(name).await.expect("service");
     let spec = svc.spec.expect("service spec");
     let ip = spec.cluster_ip.expect("clusterIP");
-    let port = spec.ports.and_then(|p| p.first().map(|p| p.port)).expect("service port");
+    let port = spec
+        .ports
+        .and_then(|p| p.first().map(|p| p.port))
+        .expect("service port");
     format!("http://{ip}:{port}")
 }
 
@@ -251,7 +298,12 @@ pub struct Answer {
 }
 
 /// Sends the iris rows to `/v2/models/<model>/infer` at `base`.
-pub async fn infer(client: &reqwest::Client, base: &str, model: &str, rows: &[[f32; 4]]) -> Result<Answer, String> {
+pub async fn infer(
+    client: &reqwest::Client,
+    base: &str,
+    model: &str,
+    rows: &[[f32; 4]],
+) -> Result<Answer, String> {
     let data: Vec<f32> = rows.iter().flatten().copied().collect();
     let body = serde_json::json!({
         "inputs": [{"name": "float_input", "datatype": "FP32", "shape": [rows.len(), 4], "data": data}],
@@ -264,15 +316,29 @@ pub async fn infer(client: &reqwest::Client, base: &str, model: &str, rows: &[[f
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    let header = |h: &str| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(String::from);
-    let (status, pod, revision) = (resp.status().as_u16(), header("x-modelpilot-pod"), header("x-modelpilot-revision"));
+    let header = |h: &str| {
+        resp.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let (status, pod, revision) = (
+        resp.status().as_u16(),
+        header("x-modelpilot-pod"),
+        header("x-modelpilot-revision"),
+    );
     let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
     let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
     let labels = json["outputs"][0]["data"]
         .as_array()
         .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
         .unwrap_or_default();
-    Ok(Answer { status, pod, revision, labels })
+    Ok(Answer {
+        status,
+        pod,
+        revision,
+        labels,
+    })
 }
 
 /// Polls `check` every `every` until it returns `Some`, for at most `timeout` (for sources that
@@ -287,7 +353,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(every).await;
     }
 }
@@ -296,6 +365,8 @@ where
 pub fn prometheus_url() -> Option<String> {
     let ports = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cluster/run/ports.env");
     let text = std::fs::read_to_string(ports).ok()?;
-    let port = text.lines().find_map(|l| l.strip_prefix("PROMETHEUS_PORT="))?;
+    let port = text
+        .lines()
+        .find_map(|l| l.strip_prefix("PROMETHEUS_PORT="))?;
     Some(format!("http://127.0.0.1:{}", port.trim()))
 }
