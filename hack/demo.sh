@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# `make demo`: modelpilot end to end on the local control plane.
+# `make demo`: modelpilot end to end on the local cluster, through real pods.
 #
-#   1. build the modelpilot binary and start the control plane (make cluster-up)
-#   2. install the CRD generated from the Rust types
-#   3. run the operator (`modelpilot controller`) in the background
-#   4. apply examples/minimal.yaml and wait for the ModelDeployment to be Ready
-#      (its pods run on kwok's fake nodes, so no image is pulled)
-#   5. build the example ONNX model, run `modelpilot serve` on it, and send a
-#      real inference request (Open Inference Protocol v2 over REST)
+#   1. build modelpilot and the load generator; start the local cluster (make cluster-up:
+#      control plane, the real node's agent, kube-proxy, Prometheus)
+#   2. install the CRD generated from the Rust types; run the operator
+#   3. build the example ONNX model and put it in an S3-compatible store (moto, from the
+#      project's Python env) listening on the real node's bridge address, where pods reach it
+#   4. apply a ModelDeployment of it (2 replicas, sha256-pinned) and wait for Ready: the
+#      servers in the pods really fetched, verified and loaded the model
+#   5. send an inference request to the Service's ClusterIP (kube-proxy), print which pod
+#      answered and its IP; `kubectl get pods -o wide`; a short bounded load run reported per
+#      pod; the servers' request counters read back from Prometheus
 #
-# The operator and the server keep running so you can look around; they are
-# stopped, with the control plane, by `make cluster-down` (or `make demo-down`).
-# Re-running the demo restarts them with the freshly built binary.
+# Needs root (the node agent makes network namespaces). Everything stays up to look around;
+# `make cluster-down` stops it all.
 set -euo pipefail
 # shellcheck source=hack/cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cluster/lib.sh"
@@ -19,11 +21,14 @@ cd "$repo_root"
 
 profile="${PROFILE:-debug}"
 modelpilot="$repo_root/target/$profile/modelpilot"
-example="examples/minimal.yaml"
+loadgen="$repo_root/target/$profile/modelpilot-loadgen"
 wait_timeout="${DEMO_TIMEOUT:-180}"
 # The demo's operator watches only this namespace, so it never touches the
 # namespaces that tests running on the same cluster create for themselves.
 demo_ns="${DEMO_NAMESPACE:-modelpilot-demo}"
+name=iris
+bucket=models
+key=iris/1/model.onnx
 k=("$bin_dir/kubectl" --kubeconfig="$kubeconfig")
 kn=("${k[@]}" --namespace="$demo_ns")
 
@@ -32,10 +37,10 @@ banner() {
 }
 
 build() {
-	banner "building modelpilot ($profile)"
+	banner "building modelpilot and the load generator ($profile)"
 	local flag=()
 	[[ "$profile" == release ]] && flag=(--release)
-	cargo build "${flag[@]}" --bin modelpilot
+	cargo build "${flag[@]}" -p modelpilot -p modelpilot-loadgen
 }
 
 crd_established() {
@@ -66,51 +71,91 @@ start_controller() {
 	echo "operator metrics: http://127.0.0.1:$port/metrics"
 }
 
-deploy_example() {
-	banner "kubectl -n $demo_ns apply -f $example"
-	"${kn[@]}" apply -f "$example"
-	local name
-	name="$("${kn[@]}" get -f "$example" -o jsonpath='{.metadata.name}')"
+make_model() {
+	banner "building the example ONNX model (hack/models/make_models.py)"
+	eval "$(hack/pyenv.sh)"
+	python="${MODELPILOT_PYTHON:-python3}"
+	models_dir="${MODELPILOT_CACHE:-$HOME/.cache/modelpilot}/demo-models"
+	mkdir -p "$models_dir"
+	"$python" hack/models/make_models.py "$models_dir" >/dev/null
+	sha="$(sha256sum "$models_dir/iris.onnx" | cut -d' ' -f1)"
+	echo "iris.onnx sha256 $sha"
+}
+
+start_store() {
+	banner "starting an S3-compatible model store on the node bridge ($node_ip)"
+	stop_daemon model-store
+	store_port="$(free_ports 1)"
+	store="http://$node_ip:$store_port"
+	start_daemon model-store "$(dirname "$python")/moto_server" -H "$node_ip" -p "$store_port"
+	wait_http model-store "$store/moto-api/" 60
+	AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_DEFAULT_REGION=us-east-1 \
+		"$python" - "$store" "$bucket" "$key" "$models_dir/iris.onnx" <<'PY'
+import sys, boto3
+endpoint, bucket, key, path = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=endpoint)
+s3.create_bucket(Bucket=bucket)
+s3.upload_file(path, bucket, key)
+print(f"uploaded s3://{bucket}/{key} to {endpoint}")
+PY
+}
+
+deploy() {
+	banner "kubectl -n $demo_ns apply: ModelDeployment $name (s3://$bucket/$key, 2 replicas)"
+	"${kn[@]}" create secret generic "$name-s3" --dry-run=client -o yaml \
+		--from-literal=AWS_ACCESS_KEY_ID=demo --from-literal=AWS_SECRET_ACCESS_KEY=demo \
+		--from-literal=AWS_REGION=us-east-1 --from-literal=AWS_ENDPOINT_URL="$store" \
+		| "${kn[@]}" apply -f -
+	"${kn[@]}" apply -f - <<EOF
+apiVersion: modelpilot.io/v1alpha1
+kind: ModelDeployment
+metadata:
+  name: $name
+spec:
+  replicas: 2
+  model:
+    name: iris
+    version: "1"
+    uri: s3://$bucket/$key
+    sha256: $sha
+    credentialsSecret: $name-s3
+EOF
 	"${kn[@]}" wait --for=condition=Ready "modeldeployment/$name" --timeout="${wait_timeout}s"
 	banner "kubectl -n $demo_ns get mdep,deploy,pods -o wide"
 	"${kn[@]}" get mdep,deploy,pods -o wide
 }
 
-make_model() {
-	banner "building the example ONNX model (hack/models/make_models.py)"
-	eval "$(hack/pyenv.sh)"
-	models_dir="${MODELPILOT_CACHE:-$HOME/.cache/modelpilot}/demo-models"
-	mkdir -p "$models_dir"
-	"${MODELPILOT_PYTHON:-python3}" hack/models/make_models.py "$models_dir" >/dev/null
-	ls -l "$models_dir/iris.onnx"
-}
-
-start_server() {
-	banner "starting modelpilot serve on iris.onnx (log: .cluster/logs/modelpilot-serve.log)"
-	stop_daemon modelpilot-serve
-	serve_port="$(free_ports 1)"
-	ORT_DYLIB_PATH="$ORT_DYLIB_PATH" start_daemon modelpilot-serve \
-		"$modelpilot" serve --model-uri "file://$models_dir/iris.onnx" --model-name iris \
-		--http-host 127.0.0.1 --http-port "$serve_port"
-	wait_http modelpilot-serve "http://127.0.0.1:$serve_port/v2/health/ready" 120
-}
-
-infer() {
-	banner "POST /v2/models/iris/infer"
-	local request
-	request="$("${MODELPILOT_PYTHON:-python3}" - "$models_dir/iris.sample.json" <<'PY'
+request_body() {
+	"$python" - "$models_dir/iris.sample.json" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))["inputs"][:3]
 print(json.dumps({"inputs": [{"name": "float_input", "shape": [len(rows), 4],
                              "datatype": "FP32", "data": [v for r in rows for v in r]}]}))
 PY
-)"
+}
+
+# The ClusterIP is routed by kube-proxy's rules, programmed shortly after the endpoints.
+clusterip_answers() { curl -fsS -o /dev/null -m 2 "$url/v2/health/ready"; }
+
+infer() {
+	local ip port
+	ip="$("${kn[@]}" get service "$name" -o jsonpath='{.spec.clusterIP}')"
+	port="$("${kn[@]}" get service "$name" -o jsonpath='{.spec.ports[0].port}')"
+	url="http://$ip:$port"
+	banner "POST $url/v2/models/iris/infer   (the Service's ClusterIP)"
+	wait_until "kube-proxy to route $url" 30 clusterip_answers
+	local request headers response pod pod_ip
+	request="$(request_body)"
+	headers="$(mktemp)"
+	response="$(curl -fsS -D "$headers" -H 'content-type: application/json' -d "$request" \
+		"$url/v2/models/iris/infer")"
+	pod="$(tr -d '\r' <"$headers" | awk -F': ' 'tolower($1)=="x-modelpilot-pod"{print $2}')"
+	rm -f "$headers"
+	pod_ip="$("${kn[@]}" get pod "$pod" -o jsonpath='{.status.podIP}')"
 	echo "request:  $request"
-	local response
-	response="$(curl -fsS -H 'content-type: application/json' -d "$request" \
-		"http://127.0.0.1:$serve_port/v2/models/iris/infer")"
 	echo "response: $response"
-	"${MODELPILOT_PYTHON:-python3}" - "$models_dir/iris.sample.json" "$response" <<'PY'
+	echo "answered by pod $pod (IP $pod_ip, node $node_name)"
+	"$python" - "$models_dir/iris.sample.json" "$response" <<'PY'
 import json, sys
 expected = json.load(open(sys.argv[1]))["labels"][:3]
 outputs = {o["name"]: o for o in json.loads(sys.argv[2])["outputs"]}
@@ -118,25 +163,60 @@ print(f"predicted labels {outputs['label']['data']} (labels in the training data
 PY
 }
 
+load() {
+	banner "modelpilot-loadgen: 400 requests (at most 20 s) through the Service, per pod"
+	local csv="$models_dir/iris.sample.csv"
+	"$python" - "$models_dir/iris.sample.json" "$csv" <<'PY'
+import csv, json, sys
+sample = json.load(open(sys.argv[1]))
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["sepal_length", "sepal_width", "petal_length", "petal_width", "label"])
+    for row, label in zip(sample["inputs"], sample["labels"]):
+        w.writerow([*row, label])
+PY
+	KUBECONFIG="$kubeconfig" "$loadgen" --service "$demo_ns/$name" --model iris \
+		--requests 400 --duration 20s --concurrency 4 --input-csv "$csv" --label-column label --feedback
+}
+
+prometheus_query() {
+	curl -fsS -G --data-urlencode "query=$1" "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query"
+}
+
+series_per_pod() { [[ "$(prometheus_query "$query" | jq '.data.result | length')" -ge 2 ]]; }
+
+prometheus_counters() {
+	banner "Prometheus: modelpilot_inference_requests_total by pod"
+	# shellcheck disable=SC1090
+	source "$ports_file"
+	query="sum by (pod) (modelpilot_inference_requests_total{namespace=\"$demo_ns\"})"
+	wait_until "Prometheus to scrape both pods" 60 series_per_pod
+	prometheus_query "$query" | jq -r '.data.result[] | "\(.metric.pod)\t\(.value[1]) requests"'
+}
+
 main() {
+	require_privileges "make demo (real pods in network namespaces)"
 	build
 	"$repo_root/hack/cluster/up.sh"
 	install_crd
 	start_controller
-	deploy_example
 	make_model
-	start_server
+	start_store
+	deploy
 	infer
+	load
+	prometheus_counters
 	banner "look around"
 	cat <<EOF
   export KUBECONFIG=$kubeconfig PATH=$bin_dir:\$PATH
-  kubectl -n $demo_ns get mdep         # ModelDeployments (short name mdep)
-  kubectl -n $demo_ns describe mdep $("${kn[@]}" get -f "$example" -o jsonpath='{.metadata.name}')
+  kubectl -n $demo_ns get mdep,pods -o wide   # ModelDeployments (short name mdep) and their pods
+  kubectl -n $demo_ns describe mdep $name
+  kubectl -n $demo_ns logs -l modelpilot.io/name=$name   # the servers' logs, through the node agent
+  curl $url/v2/models/iris                    # model metadata, through the ClusterIP
+  curl http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets   # what Prometheus scrapes
   tail -f .cluster/logs/modelpilot-controller.log
-  curl http://127.0.0.1:$serve_port/v2/models/iris     # model metadata
-  curl http://127.0.0.1:$serve_port/metrics
 
-  make cluster-down                     # stops the server, the operator and the control plane
+  make cluster-down          # stops the operator, the pods, the store and the cluster
 EOF
 }
 
