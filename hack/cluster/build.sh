@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes control-plane tools (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kube-proxy, kubectl, kwok, helm) from upstream
-# Go modules through the module proxy, at the versions pinned in
-# hack/cluster/versions.env, and links them into .cluster/bin/.
+# kube-controller-manager, kube-scheduler, kube-proxy, kubectl, kwok, helm)
+# and Prometheus (prometheus, promtool; with Kubernetes service discovery,
+# which Debian's package lacks) from upstream Go modules through the module
+# proxy, at the versions pinned in hack/cluster/versions.env, and links them
+# into .cluster/bin/.
 #
 # Binaries are cached under
 #   ${MODELPILOT_CACHE:-$HOME/.cache/modelpilot}/k8s-tools/<key>/bin/
@@ -22,7 +24,8 @@ key="$(cat "$here/versions.env" "$here/tools/go.mod" "$here/tools/go.sum" "$here
 	| sha256sum | cut -c1-16)"
 bin_dir="$cache_root/$key/bin"
 share_dir="$cache_root/$key/share"
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl kwok helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl kwok helm prometheus
+	promtool)
 
 log() { printf '[build] %s\n' "$*" >&2; }
 
@@ -81,8 +84,22 @@ build_into() {
 	(cd "$out" && GOBIN="$out" go install -trimpath \
 		-ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
 		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+	build_prometheus "$out"
 	collect_kwok_stages "$out/../share"
 	log "built ${#tools[@]} tools in $((SECONDS - start))s"
+}
+
+# build_prometheus DIR: prometheus and promtool with only the Kubernetes
+# service discovery compiled in (upstream's remove_all_sd and
+# enable_kubernetes_sd build tags), and no built-in web UI assets (the
+# HTTP API is all the cluster uses).
+build_prometheus() {
+	local out="$1" pkg=github.com/prometheus/common/version
+	log "building prometheus $PROMETHEUS_VERSION"
+	(cd "$out" && GOBIN="$out" go install -trimpath -tags remove_all_sd,enable_kubernetes_sd \
+		-ldflags "-s -w -X $pkg.Version=${PROMETHEUS_VERSION#v} -X $pkg.Revision=gomod-$PROMETHEUS_MODULE_VERSION -X $pkg.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)" \
+		"github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE_VERSION" \
+		"github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION")
 }
 
 # collect_kwok_stages DIR: kwok run outside kwokctl needs its Stage
