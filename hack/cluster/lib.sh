@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034 # the path variables are for the sourcing scripts
-# Shared helpers for hack/cluster/{up,down,pki}.sh: paths of the local
-# control plane's state under .cluster/, logging, free-port selection,
-# process-group handling and bounded readiness polling.
+# Shared helpers for hack/cluster/*.sh: paths of the local cluster's state
+# under .cluster/, its network layout, logging, free-port selection,
+# process-group handling, privilege checks and bounded readiness polling.
 # Sourced, never executed.
 
 cluster_here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,10 +13,34 @@ run_dir="$state_dir/run"
 log_dir="$state_dir/logs"
 etcd_data_dir="$state_dir/etcd"
 kubeconfig="$state_dir/kubeconfig"
+# Cargo's target directory (CARGO_TARGET_DIR, resolved against the caller's
+# working directory as cargo would, or target/ of the checkout); the node
+# agent (unless NODE_AGENT_BIN names another) and the modelpilot binary are
+# its debug builds.
+cargo_target_dir="$(realpath -m -- "${CARGO_TARGET_DIR:-$repo_root/target}")"
+node_agent_bin="$(realpath -m -- "${NODE_AGENT_BIN:-$cargo_target_dir/debug/modelpilot-node-agent}")"
+modelpilot_bin="$cargo_target_dir/debug/modelpilot"
 ports_file="$run_dir/ports.env"
+agent_dir="$state_dir/agent"
+prometheus_dir="$state_dir/prometheus"
 
-# Control-plane daemons in start order; down.sh stops them in reverse.
-control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+# The network layout (docs/testing.md, "The network"). The real node's
+# bridge holds the node's InternalIP; its pods get addresses from pod_cidr;
+# kwok hands its fake pods addresses from kwok_cidr, which nothing routes.
+node_name=modelpilot-node-0
+node_ip=10.244.128.1
+pod_cidr=10.244.128.0/24
+bridge=mp-br0
+cluster_cidr=10.244.0.0/16
+kwok_cidr=10.244.0.0/17
+service_cidr=10.96.0.0/16
+netns_prefix=mp-
+cni_bin_dir=/usr/lib/cni
+
+# Daemons in start order; down.sh stops them in reverse. cluster_is_up
+# wants every one of them alive.
+control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler node-agent kwok kube-proxy
+	prometheus)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
@@ -121,14 +145,14 @@ group_alive() {
 	[[ -n "$state" ]]
 }
 
-# wait_http NAME URL TIMEOUT_S [CURL_ARGS...]: polls URL until it answers
-# 2xx, failing early if NAME's process died; on failure shows its log tail.
-wait_http() {
-	local name="$1" url="$2" timeout="$3"; shift 3
+# wait_daemon NAME WHAT TIMEOUT_S CMD...: re-runs CMD until it succeeds,
+# failing early if NAME's process died; on failure shows NAME's log tail.
+wait_daemon() {
+	local name="$1" what="$2" timeout="$3"; shift 3
 	local deadline=$((SECONDS + timeout))
 	while ((SECONDS < deadline)); do
-		if curl -fsS --max-time 2 "$@" "$url" >/dev/null 2>&1; then
-			log "$name is ready ($url)"
+		if "$@" >/dev/null 2>&1; then
+			log "$name is ready ($what)"
 			return 0
 		fi
 		if ! is_running "$name"; then
@@ -138,7 +162,14 @@ wait_http() {
 		sleep 0.25
 	done
 	tail -n 30 "$log_dir/$name.log" >&2 || true
-	die "$name not ready at $url after ${timeout}s"
+	die "$name not ready ($what) after ${timeout}s"
+}
+
+# wait_http NAME URL TIMEOUT_S [CURL_ARGS...]: polls URL until it answers
+# 2xx, failing early if NAME's process died; on failure shows its log tail.
+wait_http() {
+	local name="$1" url="$2" timeout="$3"; shift 3
+	wait_daemon "$name" "$url" "$timeout" curl -fsS --max-time 2 "$@" "$url"
 }
 
 admin_curl_args() {
@@ -178,4 +209,52 @@ wait_until() {
 		((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
 		sleep 0.25
 	done
+}
+
+# regex_quote S: S as an extended regular expression matching S literally
+# (for pgrep -f).
+regex_quote() { printf '%s' "$1" | sed 's/[].*^$+?(){}|[\]/\\&/g'; }
+
+# has_caps: the effective capability set holds CAP_NET_ADMIN (12) and
+# CAP_SYS_ADMIN (21): routes, the bridge, veths and iptables rules need the
+# first, network and mount namespaces the second.
+has_caps() {
+	local hex
+	hex="$(awk '/^CapEff:/ {print $2}' /proc/self/status 2>/dev/null)" || return 1
+	[[ -n "$hex" ]] || return 1
+	(((16#$hex >> 12) & 1 && (16#$hex >> 21) & 1))
+}
+
+# require_privileges WHAT: fails early, saying why, unless this runs as root
+# with CAP_NET_ADMIN and CAP_SYS_ADMIN.
+require_privileges() {
+	local what="$1"
+	if ((EUID != 0)) || ! has_caps; then
+		if ((EUID != 0)); then
+			printf '[cluster] error: %s needs root (with CAP_NET_ADMIN and CAP_SYS_ADMIN).\n' "$what" >&2
+		else
+			printf '[cluster] error: %s runs as root but without CAP_NET_ADMIN and CAP_SYS_ADMIN\n' \
+				"$what" >&2
+			printf '[cluster]   (a container without privileges?), which it needs.\n' >&2
+		fi
+		printf '[cluster]   The local cluster runs a real node: its pods get network namespaces on the\n' >&2
+		printf '[cluster]   bridge %s, kube-proxy writes iptables rules, and guard routes are installed.\n' "$bridge" >&2
+		printf '[cluster]   Run it as root (for example: sudo -E %s).\n' "$what" >&2
+		exit 1
+	fi
+}
+
+# require_host_tools: the host programs the real node and kube-proxy need
+# (Debian packages in .ci/run), or a clear list of what is missing.
+require_host_tools() {
+	local missing=() t
+	for t in ip iptables iptables-save ip6tables nft conntrack; do
+		command -v "$t" >/dev/null || missing+=("$t")
+	done
+	for t in bridge host-local loopback; do
+		[[ -x "$cni_bin_dir/$t" ]] || missing+=("$cni_bin_dir/$t")
+	done
+	((${#missing[@]} == 0)) && return 0
+	die "missing host tools: ${missing[*]} (apt-get install iproute2 iptables nftables conntrack" \
+		"containernetworking-plugins)"
 }

@@ -4,12 +4,20 @@
 # names), one client certificate per identity, the service-account signing
 # key pair, and a kubeconfig per client (certificates embedded).
 #
-# Identities (CN / O):
+# Client identities (CN / O):
 #   admin                  modelpilot-admin / system:masters  -> .cluster/kubeconfig
 #   kube-controller-manager system:kube-controller-manager    (bootstrap RBAC role)
 #   kube-scheduler          system:kube-scheduler             (bootstrap RBAC role)
 #   kwok                    system:kwok-controller / system:masters
+#   node-agent              system:node:modelpilot-node-0 / system:nodes (Node authorizer)
+#   kube-proxy              system:kube-proxy                 (bootstrap RBAC role)
+#   prometheus              modelpilot:prometheus             (manifests/prometheus-rbac.yaml)
+#   apiserver-kubelet-client kube-apiserver-kubelet-client / system:masters
+#                           (the API server's identity towards the node agent:
+#                           logs, exec, port-forward)
 #   front-proxy-client      signed by a separate front-proxy CA (aggregation layer)
+# Serving certificates: apiserver (127.0.0.1 and the in-cluster names) and
+# node-agent-serving (the node's InternalIP 10.244.128.1 and 127.0.0.1).
 #
 # Usage: hack/cluster/pki.sh API_PORT
 set -euo pipefail
@@ -88,6 +96,11 @@ main() {
 	sign kube-controller-manager "/CN=system:kube-controller-manager" clientAuth
 	sign kube-scheduler "/CN=system:kube-scheduler" clientAuth
 	sign kwok "/O=system:masters/CN=system:kwok-controller" clientAuth
+	sign node-agent "/O=system:nodes/CN=system:node:$node_name" clientAuth
+	sign node-agent-serving "/CN=$node_name" serverAuth "IP:$node_ip,IP:127.0.0.1,DNS:$node_name"
+	sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+	sign kube-proxy "/CN=system:kube-proxy" clientAuth
+	sign prometheus "/CN=modelpilot:prometheus" clientAuth
 	# The aggregation layer's front proxy has a CA of its own, as it should:
 	# its client certificate must not be accepted as a user.
 	make_ca front-proxy-ca modelpilot-local-front-proxy-ca
@@ -99,6 +112,8 @@ main() {
 	write_kubeconfig "$pki_dir/kube-controller-manager.kubeconfig" kube-controller-manager system:kube-controller-manager
 	write_kubeconfig "$pki_dir/kube-scheduler.kubeconfig" kube-scheduler system:kube-scheduler
 	write_kubeconfig "$pki_dir/kwok.kubeconfig" kwok system:kwok-controller
+	write_kubeconfig "$pki_dir/node-agent.kubeconfig" node-agent "system:node:$node_name"
+	write_kubeconfig "$pki_dir/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
 	log "PKI and kubeconfigs written (.cluster/pki, .cluster/kubeconfig)"
 }
 
