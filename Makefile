@@ -1,8 +1,11 @@
 # modelpilot developer entry points. `make help` lists them.
 #
-# The local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok) is built from upstream Go modules by hack/cluster/
-# and runs on 127.0.0.1; its state lives in .cluster/.
+# The local cluster (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kube-proxy, kwok: built from upstream Go modules by
+# hack/cluster/; the node agent of the real node, hack/node-agent; the
+# Debian prometheus) runs on this host; its state lives in .cluster/.
+# cluster-up, cluster-down, test and demo need root: the real node's pods
+# get network namespaces on a bridge, and kube-proxy writes iptables rules.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -28,10 +31,13 @@ build: ## Build the modelpilot binary (PROFILE=debug|release)
 tools: ## Build the control-plane binaries into .cluster/bin (cached per version)
 	hack/cluster/build.sh
 
-cluster-up: ## Start the local control plane (idempotent); kubeconfig at .cluster/kubeconfig
+# Says clearly, before anything starts, that the target needs root.
+PREFLIGHT = hack/cluster/net.sh preflight "make $@"
+
+cluster-up: ## Start the local cluster (idempotent; root); kubeconfig at .cluster/kubeconfig
 	hack/cluster/up.sh
 
-cluster-down: ## Stop the control plane and anything the demo started
+cluster-down: ## Stop the cluster and anything the demo started; assert nothing is left (root)
 	hack/cluster/down.sh
 
 crds: ## Regenerate the CRD YAML from the Rust types (crds/ and the chart)
@@ -43,12 +49,14 @@ crds: ## Regenerate the CRD YAML from the Rust types (crds/ and the chart)
 lint: ## rustfmt check, clippy with warnings denied, shellcheck of the scripts
 	shellcheck -x hack/cluster/*.sh hack/test.sh hack/demo.sh .ci/run
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
-test: ## Everything CI runs: cluster smoke check, lint, all Rust tests
+test: ## Everything CI runs: cluster smoke check, lint, all Rust tests (root)
+	@$(PREFLIGHT)
 	hack/test.sh
 
-demo: ## Operator + inference server end to end on the local control plane
+demo: ## Operator + inference server end to end on the local cluster (root)
+	@$(PREFLIGHT)
 	PROFILE=$(PROFILE) hack/demo.sh
 
 demo-down: ## Stop the demo's operator and server, and the control plane

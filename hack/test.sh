@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # `make test`: everything CI checks, in one run against a real control plane.
 #
+#   0. root check: the local cluster runs a real node (network namespaces,
+#      a bridge, kube-proxy's iptables rules); without root this says so
+#      and stops before anything else
 #   1. Python env for tests (hack/pyenv.sh: onnxruntime, ORT_DYLIB_PATH)
-#   2. the local control plane: started if it is not up, and then stopped
-#      again on exit; a cluster that was already up is left running
-#   3. cluster smoke check (kwok nodes, a Deployment, a native-sidecar pod)
+#   2. the local cluster: started if it is not up, and then stopped again
+#      on exit (down.sh then asserts nothing is left); a cluster that was
+#      already up is left running
+#   3. cluster smoke check (nodes, a Deployment, a native-sidecar pod,
+#      kube-proxy, Prometheus discovery)
 #   4. shellcheck of these scripts (when installed), cargo fmt --check,
-#      cargo clippy --all-targets -D warnings
-#   5. cargo test for every target but the benches (unit tests, integration
-#      tests against the cluster and the real binaries, CRD staleness). The
+#      cargo clippy --workspace --all-targets -D warnings
+#   5. cargo test --workspace for every target but the benches (unit tests
+#      of the modelpilot crate and the hack/ tools, integration tests
+#      against the cluster and the real binaries, CRD staleness). The
 #      benches are harness=false drivers that need arguments (make bench);
 #      clippy --all-targets still compiles them.
 #
@@ -34,15 +40,15 @@ step() {
 	"$@" || rc=$?
 	local took=$((SECONDS - start))
 	if ((rc == 0)); then
-		summary+=("$(printf '  ok    %-44s %5ss' "$name" "$took")")
+		summary+=("$(printf '  ok    %-54s %5ss' "$name" "$took")")
 	else
-		summary+=("$(printf '  FAIL  %-44s %5ss (exit %s)' "$name" "$took" "$rc")")
+		summary+=("$(printf '  FAIL  %-54s %5ss (exit %s)' "$name" "$took" "$rc")")
 		failures=$((failures + 1))
 	fi
 	return "$rc"
 }
 
-skip() { summary+=("$(printf '  skip  %-44s (%s)' "$1" "$2")"); failures=$((failures + 1)); }
+skip() { summary+=("$(printf '  skip  %-54s (%s)' "$1" "$2")"); failures=$((failures + 1)); }
 
 python_env() {
 	local exports
@@ -80,13 +86,14 @@ print_summary() {
 }
 
 main() {
+	hack/cluster/net.sh preflight "make test (hack/test.sh)"
 	trap on_exit EXIT
 	trap 'exit 130' INT TERM
 	if [[ -x hack/pyenv.sh ]]; then
 		step "python env (hack/pyenv.sh)" python_env || true
 	fi
 	local cluster_ok=1
-	step "control plane up" cluster_up || cluster_ok=0
+	step "cluster up" cluster_up || cluster_ok=0
 	export KUBECONFIG="$repo/.cluster/kubeconfig"
 	export PATH="$repo/.cluster/bin:$PATH"
 	if ((cluster_ok)); then
@@ -99,13 +106,14 @@ main() {
 			shellcheck -x hack/cluster/*.sh hack/test.sh hack/demo.sh .ci/run || true
 	fi
 	step "cargo fmt --check" cargo fmt --all -- --check || true
-	step "cargo clippy --all-targets -D warnings" cargo clippy --all-targets -- -D warnings || true
-	step "cargo test --doc (worked examples)" cargo test --doc || true
+	step "cargo clippy --workspace --all-targets -D warnings" \
+		cargo clippy --workspace --all-targets -- -D warnings || true
+	step "cargo test --workspace --doc (worked examples)" cargo test --workspace --doc || true
 	if ((cluster_ok)); then
-		step "cargo test (lib, bins, tests, examples)" \
-			cargo test --no-fail-fast --lib --bins --tests --examples || true
+		step "cargo test --workspace (lib, bins, tests, examples)" \
+			cargo test --workspace --no-fail-fast --lib --bins --tests --examples || true
 	else
-		skip "cargo test (lib, bins, tests, examples)" "no cluster"
+		skip "cargo test --workspace (lib, bins, tests, examples)" "no cluster"
 	fi
 	print_summary
 	((failures == 0))
