@@ -342,10 +342,10 @@ pub fn cleanup(state_dir: &Path, bridge: &str, cni_bin_dir: &Path) -> anyhow::Re
         }
     }
     for dir in [pods_dir, state_dir.join("cni-ipam")] {
-        if dir.exists() {
-            if let Err(err) = fs::remove_dir_all(&dir) {
-                errors.push(format!("{}: {err}", dir.display()));
-            }
+        if dir.exists()
+            && let Err(err) = fs::remove_dir_all(&dir)
+        {
+            errors.push(format!("{}: {err}", dir.display()));
         }
     }
     if errors.is_empty() {

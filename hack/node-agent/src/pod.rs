@@ -281,10 +281,10 @@ pub async fn run(
         // goes, as the kubelet reports them.
         final_status(&ctx).await;
     }
-    if let Err(err) = std::fs::remove_dir_all(&ctx.dir) {
-        if err.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(pod = %ctx.key, "removing {}: {err}", ctx.dir.display());
-        }
+    if let Err(err) = std::fs::remove_dir_all(&ctx.dir)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(pod = %ctx.key, "removing {}: {err}", ctx.dir.display());
     }
     if delete_object {
         let params = DeleteParams {
@@ -446,7 +446,11 @@ async fn final_status(ctx: &Arc<PodCtx>) {
     let patch = serde_json::json!({ "status": status });
     if let Err(err) = ctx
         .api()
-        .patch_status(&ctx.pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(
+            &ctx.pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         tracing::debug!(pod = %ctx.key, "final status: {err}");

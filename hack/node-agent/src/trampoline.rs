@@ -146,7 +146,8 @@ mod tests {
 
     #[test]
     fn bind_flags_round_trip_and_reject_bad_forms() {
-        let cases: &[(&str, Option<(&str, &str, bool)>)] = &[
+        type Want<'a> = Option<(&'a str, &'a str, bool)>;
+        let cases: &[(&str, Want)] = &[
             ("/s/v=/data", Some(("/s/v", "/data", false))),
             ("/s/v=/data=ro", Some(("/s/v", "/data", true))),
             ("/s/v=data", None),

@@ -57,13 +57,11 @@ async fn prepare_one(
         let path = PathBuf::from(&hp.path);
         match hp.type_.as_deref().unwrap_or("") {
             "DirectoryOrCreate" => fs::create_dir_all(&path).map_err(io)?,
-            "FileOrCreate" => {
-                if !path.exists() {
-                    if let Some(parent) = path.parent() {
-                        fs::create_dir_all(parent).map_err(io)?;
-                    }
-                    fs::File::create(&path).map_err(io)?;
+            "FileOrCreate" if !path.exists() => {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(io)?;
                 }
+                fs::File::create(&path).map_err(io)?;
             }
             "Directory" if !path.is_dir() => {
                 return Err(format!("hostPath {} is not a directory", hp.path));
