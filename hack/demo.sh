@@ -176,22 +176,25 @@ with open(sys.argv[2], "w", newline="") as f:
         w.writerow([*row, label])
 PY
 	KUBECONFIG="$kubeconfig" "$loadgen" --service "$demo_ns/$name" --model iris \
-		--requests 400 --duration 20s --concurrency 4 --input-csv "$csv" --label-column label --feedback
+		--requests 400 --duration 20s --concurrency 4 --fresh-connections \
+		--input-csv "$csv" --label-column label --feedback
 }
 
 prometheus_query() {
 	curl -fsS -G --data-urlencode "query=$1" "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query"
 }
 
+# Prometheus has scraped both pods since the load run: each one's request counter is there.
 series_per_pod() { [[ "$(prometheus_query "$query" | jq '.data.result | length')" -ge 2 ]]; }
 
 prometheus_counters() {
-	banner "Prometheus: modelpilot_inference_requests_total by pod"
+	banner "Prometheus: modelpilot_inference_requests_total by pod (scraped every 2 s)"
 	# shellcheck disable=SC1090
 	source "$ports_file"
-	query="sum by (pod) (modelpilot_inference_requests_total{namespace=\"$demo_ns\"})"
+	query="sum by (pod, revision) (modelpilot_inference_requests_total{namespace=\"$demo_ns\"})"
 	wait_until "Prometheus to scrape both pods" 60 series_per_pod
-	prometheus_query "$query" | jq -r '.data.result[] | "\(.metric.pod)\t\(.value[1]) requests"'
+	prometheus_query "$query" \
+		| jq -r '.data.result[] | "\(.metric.pod)  revision \(.metric.revision)  \(.value[1]) requests"'
 }
 
 main() {

@@ -50,6 +50,11 @@ pub struct Args {
     /// Requests in flight at once (closed loop: each worker waits for its answer).
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Open a new connection for every request instead of keeping connections alive. A Service's
+    /// ClusterIP (kube-proxy) balances connections, not requests: with a few long-lived
+    /// connections one pod may get all the load; fresh connections spread it over the endpoints.
+    #[arg(long)]
+    pub fresh_connections: bool,
     /// Pace requests to at most this many per second over all workers (open loop).
     #[arg(long, value_name = "REQ_PER_S")]
     pub rate: Option<f64>,

@@ -151,7 +151,11 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(args.timeout)
         .connect_timeout(args.timeout.min(Duration::from_secs(5)))
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(if args.fresh_connections {
+            0
+        } else {
+            args.concurrency
+        })
         .tcp_nodelay(true)
         .build()
         .context("cannot build the HTTP client")?;
