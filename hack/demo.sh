@@ -191,10 +191,10 @@ prometheus_counters() {
 	banner "Prometheus: modelpilot_inference_requests_total by pod (scraped every 2 s)"
 	# shellcheck disable=SC1090
 	source "$ports_file"
-	query="sum by (pod, revision) (modelpilot_inference_requests_total{namespace=\"$demo_ns\"})"
+	query="sum by (pod, revision) (modelpilot_inference_requests_total{namespace=\"$demo_ns\", endpoint=\"infer\"})"
 	wait_until "Prometheus to scrape both pods" 60 series_per_pod
 	prometheus_query "$query" \
-		| jq -r '.data.result[] | "\(.metric.pod)  revision \(.metric.revision)  \(.value[1]) requests"'
+		| jq -r '.data.result[] | "\(.metric.pod)  revision \(.metric.revision)  \(.value[1]) inference requests"'
 }
 
 main() {
