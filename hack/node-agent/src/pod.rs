@@ -416,18 +416,16 @@ async fn lifecycle(ctx: Arc<PodCtx>) {
     }
 }
 
-/// The pod reached Succeeded or Failed: fix the phase, stop the sidecars, release the sandbox.
+/// The pod reached Succeeded or Failed: stop the sidecars, then fix the phase (by the main
+/// containers' exits) and release the sandbox.
 async fn finish(ctx: &Arc<PodCtx>) {
     let spec = ctx.pod.spec.clone().unwrap_or_default();
-    ctx.update_pod(|rt| {
-        let phase = status::phase(&spec, rt);
-        rt.terminal = Some(if phase == "Succeeded" {
-            phase
-        } else {
-            "Failed".into()
-        });
-    });
-    tracing::info!(pod = %ctx.key, phase = ?ctx.snapshot().terminal, "pod finished");
+    let phase = status::phase(&spec, &ctx.snapshot());
+    let phase = if phase == "Succeeded" {
+        phase
+    } else {
+        "Failed".to_string()
+    };
     ctx.grace_secs.store(
         u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30)).unwrap_or(30),
         Ordering::Release,
@@ -437,6 +435,8 @@ async fn finish(ctx: &Arc<PodCtx>) {
     for (_, h) in handles {
         let _ = h.await;
     }
+    ctx.update_pod(|rt| rt.terminal = Some(phase.clone()));
+    tracing::info!(pod = %ctx.key, %phase, "pod finished");
     ctx.net_teardown().await;
 }
 

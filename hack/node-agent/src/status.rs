@@ -98,6 +98,7 @@ fn is_sidecar(spec: &PodSpec, name: &str) -> bool {
 /// init not done                          → Pending (Failed when an init container failed, policy Never)
 /// a main container waiting, never run    → Pending
 /// a main container running               → Running
+/// a sidecar still running                → Running (sidecars stop after the main containers)
 /// all stopped, policy Always             → Running (they restart)
 /// all stopped with exit 0                → Succeeded
 /// all stopped, one non-zero, Never       → Failed
@@ -115,7 +116,14 @@ pub fn phase(spec: &PodSpec, rt: &PodRt) -> String {
     if !rt.initialized {
         return "Pending".into();
     }
-    let (mut waiting, mut running, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    // A sidecar still running keeps the pod Running until it is stopped after the main ones.
+    let sidecars_running = rt
+        .init
+        .iter()
+        .filter(|c| is_sidecar(spec, &c.name))
+        .any(|c| matches!(c.state, State::Running { .. }));
+    let (mut waiting, mut running, mut stopped, mut succeeded) =
+        (0, usize::from(sidecars_running), 0, 0);
     for c in &rt.main {
         match (&c.state, &c.last) {
             (State::Running { .. }, _) => running += 1,

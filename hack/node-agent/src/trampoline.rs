@@ -8,7 +8,10 @@
 
 use std::{
     fs::{self, File},
-    os::unix::process::CommandExt,
+    os::{
+        fd::AsRawFd,
+        unix::{fs::OpenOptionsExt, process::CommandExt},
+    },
     path::{Path, PathBuf},
     process::{Command, ExitCode},
 };
@@ -92,8 +95,27 @@ fn enter(args: &ExecArgs) -> anyhow::Result<()> {
         None::<&str>,
     )
     .context("making / private")?;
-    for flag in &args.binds {
-        bind(&Bind::parse(flag)?)?;
+    let mut binds = args
+        .binds
+        .iter()
+        .map(|f| Bind::parse(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Parents before children, as a runtime orders mounts; and every source opened before the
+    // first mount, since a mount (an emptyDir at /tmp, say) may hide where later sources live.
+    binds.sort_by_key(|b| b.target.components().count());
+    let sources = binds
+        .iter()
+        .map(|b| {
+            // O_PATH: any kind of file, no read permission needed; only a handle to mount from.
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::fcntl::OFlag::O_PATH.bits())
+                .open(&b.source)
+                .with_context(|| format!("volume source {}", b.source.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (b, source) in binds.iter().zip(&sources) {
+        bind(b, source)?;
     }
     if let Some(dir) = &args.workdir {
         fs::create_dir_all(dir).with_context(|| format!("working dir {}", dir.display()))?;
@@ -102,10 +124,13 @@ fn enter(args: &ExecArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bind(b: &Bind) -> anyhow::Result<()> {
-    ensure_mount_point(&b.source, &b.target)?;
+fn bind(b: &Bind, source: &File) -> anyhow::Result<()> {
+    let is_dir = source.metadata().map(|m| m.is_dir()).unwrap_or(false);
+    ensure_mount_point(is_dir, &b.target)?;
+    // The opened source, whatever has been mounted over its path since.
+    let by_fd = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
     mount(
-        Some(&b.source),
+        Some(&by_fd),
         &b.target,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -125,11 +150,11 @@ fn bind(b: &Bind) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ensure_mount_point(source: &Path, target: &Path) -> anyhow::Result<()> {
+fn ensure_mount_point(is_dir: bool, target: &Path) -> anyhow::Result<()> {
     if target.exists() {
         return Ok(());
     }
-    if source.is_dir() {
+    if is_dir {
         fs::create_dir_all(target)
     } else {
         if let Some(parent) = target.parent() {
