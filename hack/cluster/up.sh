@@ -289,9 +289,11 @@ images:
     entrypoint: [$(yaml_str "$modelpilot_bin")]
     path: [$(yaml_str "$(dirname "$modelpilot_bin")")]
     env: {ORT_DYLIB_PATH: $(yaml_str "$ORT_DYLIB_PATH")}
+    keep: [$(yaml_str "$(dirname "$modelpilot_bin")"), $(yaml_str "$(dirname "$ORT_DYLIB_PATH")")]
   - repository: python
     entrypoint: [$(yaml_str "$venv_bin/python3")]
     path: [$(yaml_str "$venv_bin")]
+    keep: [$(yaml_str "$(dirname "$venv_bin")")]
   - repository: busybox
     entrypoint: [/bin/sh]
     path: [/usr/local/bin, /usr/bin, /bin]

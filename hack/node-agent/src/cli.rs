@@ -91,6 +91,9 @@ pub struct ExecArgs {
     /// A bind mount `SOURCE=TARGET` or `SOURCE=TARGET=ro` made in a private mount namespace.
     #[arg(long = "bind")]
     pub binds: Vec<String>,
+    /// A host path that must stay visible (the program, its libraries) even if a bind hides it.
+    #[arg(long = "keep")]
+    pub keeps: Vec<PathBuf>,
     /// Working directory (created when missing, as the kubelet does).
     #[arg(long)]
     pub workdir: Option<PathBuf>,

@@ -335,6 +335,7 @@ async fn start(
         agent_exe: &ctx.agent.exe,
         netns: &netns,
         binds: &binds,
+        keep: &resolved.keep,
         workdir: spec.working_dir.as_deref(),
         argv: &argv,
         env: &vars,
@@ -357,6 +358,7 @@ async fn start(
         ports,
         netns,
         binds,
+        keep: resolved.keep.clone(),
         env: vars,
         workdir: spec.working_dir.clone(),
     };

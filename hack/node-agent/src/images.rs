@@ -33,6 +33,11 @@ pub struct ImageEntry {
     /// Environment the image brings (a container's own `env` wins).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Host paths that are part of the "image" (the binary's directory, a shared library, a
+    /// venv): kept visible in the container even when one of its volumes is mounted over a
+    /// parent directory (an emptyDir at /tmp while the checkout lives under /tmp).
+    #[serde(default)]
+    pub keep: Vec<PathBuf>,
 }
 
 /// What to run for a container.
@@ -41,6 +46,8 @@ pub struct Resolved {
     pub argv: Vec<String>,
     /// The image's environment, then `PATH`.
     pub env: Vec<(String, String)>,
+    /// Host paths to keep visible: the entry's `keep` and the program itself.
+    pub keep: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -137,6 +144,7 @@ impl ImageTable {
             });
         };
         argv[0] = found.display().to_string();
+        let found = PathBuf::from(&argv[0]);
         let mut env: Vec<(String, String)> = entry
             .env
             .iter()
@@ -148,7 +156,9 @@ impl ImageTable {
             .collect::<Vec<_>>()
             .join(":");
         env.push(("PATH".into(), path));
-        Ok(Resolved { argv, env })
+        let mut keep = entry.keep.clone();
+        keep.push(found);
+        Ok(Resolved { argv, env, keep })
     }
 }
 
@@ -273,5 +283,6 @@ images:
             ("ORT_DYLIB_PATH".into(), "/v/libonnxruntime.so".into())
         );
         assert!(r.env[1].1.starts_with("/w/target/debug:/usr/local/sbin"));
+        assert_eq!(r.keep, [PathBuf::from("/w/target/debug/modelpilot")]);
     }
 }

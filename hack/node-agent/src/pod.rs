@@ -420,12 +420,6 @@ async fn lifecycle(ctx: Arc<PodCtx>) {
 /// containers' exits) and release the sandbox.
 async fn finish(ctx: &Arc<PodCtx>) {
     let spec = ctx.pod.spec.clone().unwrap_or_default();
-    let phase = status::phase(&spec, &ctx.snapshot());
-    let phase = if phase == "Succeeded" {
-        phase
-    } else {
-        "Failed".to_string()
-    };
     ctx.grace_secs.store(
         u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30)).unwrap_or(30),
         Ordering::Release,
@@ -435,6 +429,13 @@ async fn finish(ctx: &Arc<PodCtx>) {
     for (_, h) in handles {
         let _ = h.await;
     }
+    // With the sidecars stopped, the phase is the main containers' verdict.
+    let phase = status::phase(&spec, &ctx.snapshot());
+    let phase = if phase == "Succeeded" {
+        phase
+    } else {
+        "Failed".to_string()
+    };
     ctx.update_pod(|rt| rt.terminal = Some(phase.clone()));
     tracing::info!(pod = %ctx.key, %phase, "pod finished");
     ctx.net_teardown().await;

@@ -26,6 +26,7 @@ pub struct Target {
     pub ports: BTreeMap<String, i32>,
     pub netns: std::path::PathBuf,
     pub binds: Vec<Bind>,
+    pub keep: Vec<std::path::PathBuf>,
     pub env: BTreeMap<String, String>,
     pub workdir: Option<String>,
 }
@@ -111,6 +112,7 @@ pub async fn check(
             agent_exe,
             netns: &target.netns,
             binds: &target.binds,
+            keep: &target.keep,
             workdir: target.workdir.as_deref(),
             argv: &argv,
             env: &target.env,
@@ -201,10 +203,9 @@ pub async fn run(
                 tokio::time::sleep(secs(p.period_seconds, 10)).await;
             }
         };
-        tokio::select! {
-            () = readiness => {}
-            () = liveness => {}
-        }
+        // Both run until the container stops (readiness without a probe returns at once; that
+        // must not end liveness).
+        tokio::join!(readiness, liveness);
     };
     tokio::select! {
         () = body => {}
@@ -259,6 +260,7 @@ mod tests {
             ports: [("http".to_string(), i32::from(port))].into(),
             netns: "/nonexistent".into(),
             binds: vec![],
+            keep: vec![],
             env: BTreeMap::new(),
             workdir: None,
         };

@@ -26,6 +26,7 @@ pub struct Launch<'a> {
     pub agent_exe: &'a Path,
     pub netns: &'a Path,
     pub binds: &'a [Bind],
+    pub keep: &'a [std::path::PathBuf],
     pub workdir: Option<&'a str>,
     pub argv: &'a [String],
     pub env: &'a BTreeMap<String, String>,
@@ -37,6 +38,9 @@ impl Launch<'_> {
         cmd.arg("exec-in-pod").arg("--netns").arg(self.netns);
         for b in self.binds {
             cmd.arg("--bind").arg(b.to_flag());
+        }
+        for k in self.keep {
+            cmd.arg("--keep").arg(k);
         }
         if let Some(dir) = self.workdir {
             cmd.arg("--workdir").arg(dir);

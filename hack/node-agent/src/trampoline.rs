@@ -106,22 +106,51 @@ fn enter(args: &ExecArgs) -> anyhow::Result<()> {
     let sources = binds
         .iter()
         .map(|b| {
-            // O_PATH: any kind of file, no read permission needed; only a handle to mount from.
-            fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::fcntl::OFlag::O_PATH.bits())
-                .open(&b.source)
-                .with_context(|| format!("volume source {}", b.source.display()))
+            open_path(&b.source).with_context(|| format!("volume source {}", b.source.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let keeps: Vec<(&PathBuf, File)> = args
+        .keeps
+        .iter()
+        .filter_map(|k| open_path(k).ok().map(|f| (k, f)))
+        .collect();
     for (b, source) in binds.iter().zip(&sources) {
         bind(b, source)?;
+    }
+    // The image's own files (the program, its libraries) stay where they were, as in a
+    // container image, even when a volume now covers a parent directory.
+    for (path, file) in &keeps {
+        if !same_file(path, file) {
+            let b = Bind {
+                source: (*path).clone(),
+                target: (*path).clone(),
+                read_only: false,
+            };
+            bind(&b, file)?;
+        }
     }
     if let Some(dir) = &args.workdir {
         fs::create_dir_all(dir).with_context(|| format!("working dir {}", dir.display()))?;
         std::env::set_current_dir(dir).with_context(|| format!("chdir {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// An O_PATH handle: any kind of file, no read permission needed; only something to mount from.
+fn open_path(path: &Path) -> std::io::Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_PATH.bits())
+        .open(path)
+}
+
+/// Whether `path` still names the file behind `file` (not hidden by a mount).
+fn same_file(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 fn bind(b: &Bind, source: &File) -> anyhow::Result<()> {

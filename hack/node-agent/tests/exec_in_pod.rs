@@ -1,7 +1,7 @@
 //! `exec-in-pod` against the real kernel (needs root, as the agent does): the program runs in the
 //! pod's network namespace, sees its volumes at their mount paths — read-only where asked —
-//! and a volume mounted over `/tmp` does not hide the sources of the others, even when the agent's
-//! state lives under `/tmp` (as it does in a CI clone there).
+//! and a volume mounted over `/tmp` hides neither the sources of the others nor the program,
+//! even when the agent's state and the binaries live under `/tmp` (as in a CI clone there).
 
 use std::{
     path::Path,
@@ -50,6 +50,10 @@ fn volumes_are_bound_in_a_private_mount_namespace_inside_the_pod_network() {
     std::fs::create_dir_all(&data_vol).expect("data volume");
     std::fs::write(data_vol.join("model.txt"), "weights").expect("data file");
     std::fs::write(&term, "").expect("termination file");
+    // The program itself lives under /tmp, which a volume covers: `--keep` keeps it visible.
+    let bin = state.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    std::fs::copy("/bin/sh", bin.join("sh")).expect("copy sh");
     let target = format!("/opt/modelpilot-agent-test-{}", std::process::id());
     let script = format!(
         "ls -A /tmp | wc -l; cat {target}/model.txt; echo; touch {target}/x 2>/dev/null || echo read-only; \
@@ -67,7 +71,8 @@ fn volumes_are_bound_in_a_private_mount_namespace_inside_the_pod_network() {
             "--bind",
             &format!("{}=/dev/termination-log", term.display()),
         ])
-        .args(["--", "/bin/sh", "-c", &script])
+        .args(["--keep", &bin.display().to_string()])
+        .args(["--", &bin.join("sh").display().to_string(), "-c", &script])
         .output()
         .expect("run exec-in-pod");
     let _ = std::fs::remove_dir(&target);
@@ -78,7 +83,8 @@ fn volumes_are_bound_in_a_private_mount_namespace_inside_the_pod_network() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[..3], ["0", "weights", "read-only"], "{stdout}");
+    // /tmp shows only what the kept path needed as its mount point.
+    assert_eq!(lines[..3], ["1", "weights", "read-only"], "{stdout}");
     // The pod's namespace has only its loopback: no host interface is visible.
     assert_eq!(lines[3], "0", "{stdout}");
     assert_eq!(
