@@ -94,14 +94,7 @@ async fn prepare_one(
         )
         .await?;
     } else if let Some(d) = &v.downward_api {
-        for item in d.items.iter().flatten() {
-            if let Some(f) = &item.field_ref {
-                files.insert(
-                    item.path.clone(),
-                    downward(pod, facts, &f.field_path)?.into_bytes(),
-                );
-            }
-        }
+        downward_files(pod, facts, d.items.as_deref(), &mut files)?;
     } else if let Some(p) = &v.projected {
         for src in p.sources.iter().flatten() {
             if let Some(cm) = &src.config_map {
@@ -127,14 +120,7 @@ async fn prepare_one(
                 .await?;
             }
             if let Some(d) = &src.downward_api {
-                for item in d.items.iter().flatten() {
-                    if let Some(f) = &item.field_ref {
-                        files.insert(
-                            item.path.clone(),
-                            downward(pod, facts, &f.field_path)?.into_bytes(),
-                        );
-                    }
-                }
+                downward_files(pod, facts, d.items.as_deref(), &mut files)?;
             }
             if let Some(t) = &src.service_account_token {
                 let token = service_account_token(
@@ -241,6 +227,24 @@ async fn secret_files(
         None if optional => Ok(()),
         None => Err(format!("secret \"{name}\" not found")),
     }
+}
+
+/// The files of a downward API volume (or projection): one per item with a fieldRef.
+fn downward_files(
+    pod: &Pod,
+    facts: &PodFacts,
+    items: Option<&[k8s_openapi::api::core::v1::DownwardAPIVolumeFile]>,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), String> {
+    for item in items.unwrap_or_default() {
+        if let Some(f) = &item.field_ref {
+            files.insert(
+                item.path.clone(),
+                downward(pod, facts, &f.field_path)?.into_bytes(),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn downward(pod: &Pod, facts: &PodFacts, path: &str) -> Result<String, String> {
