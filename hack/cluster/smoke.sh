@@ -45,15 +45,16 @@ poll() {
 	done
 }
 
-# The toleration and node selector that send a pod to the kwok nodes.
-kwok_placement='
-      nodeSelector:
-        type: kwok
-      tolerations:
-      - key: kwok.x-k8s.io/node
-        operator: Equal
-        value: fake
-        effect: NoSchedule'
+# kwok_placement INDENT: the toleration and node selector that send a pod to
+# the kwok nodes, as YAML lines indented by INDENT spaces (a pod spec's level).
+kwok_placement() {
+	local pad
+	pad="$(printf '%*s' "$1" '')"
+	printf '\n%s%s' \
+		"$pad" "nodeSelector:" "$pad" "  type: kwok" "$pad" "tolerations:" \
+		"$pad" "- key: kwok.x-k8s.io/node" "$pad" "  operator: Equal" \
+		"$pad" "  value: fake" "$pad" "  effect: NoSchedule"
+}
 
 nodes_ready() {
 	local ready
@@ -88,7 +89,7 @@ spec:
       annotations:
         prometheus.io/scrape: "true"
         prometheus.io/port: "8080"
-    spec:$kwok_placement
+    spec:$(kwok_placement 6)
       containers:
       - name: web
         image: registry.k8s.io/pause:3.10
@@ -106,19 +107,12 @@ EOF
 }
 
 sidecar_pod_ready() {
-	"${k[@]}" -n "$ns" apply -f - >/dev/null <<'EOF'
+	"${k[@]}" -n "$ns" apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
 metadata:
   name: smoke-sidecar
-spec:
-  nodeSelector:
-    type: kwok
-  tolerations:
-  - key: kwok.x-k8s.io/node
-    operator: Equal
-    value: fake
-    effect: NoSchedule
+spec:$(kwok_placement 2)
   initContainers:
   - name: log-shipper
     image: registry.k8s.io/pause:3.10

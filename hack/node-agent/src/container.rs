@@ -300,7 +300,7 @@ async fn start(
     let ns = ctx.pod.metadata.namespace.clone().unwrap_or_default();
     let sources = env::fetch(&ctx.agent.client, &ns, &cms, &secrets)
         .await
-        .map_err(|e| config_err(e.to_string()))?;
+        .map_err(config_err)?;
     let vars = env::compose(spec, &ctx.pod, &facts, &sources, &resolved.env).map_err(config_err)?;
     let mut argv = resolved.argv.clone();
     for arg in argv.iter_mut().skip(1) {

@@ -5,8 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::Client;
+
+use crate::volumes;
 
 /// The data of the ConfigMaps and Secrets a container refers to (absent when not found).
 #[derive(Debug, Default, Clone)]
@@ -46,29 +48,21 @@ pub async fn fetch(
     namespace: &str,
     cms: &BTreeSet<String>,
     secrets: &BTreeSet<String>,
-) -> Result<Sources, kube::Error> {
+) -> Result<Sources, String> {
+    let text = |data: BTreeMap<String, Vec<u8>>| -> BTreeMap<String, String> {
+        data.into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect()
+    };
     let mut sources = Sources::default();
-    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     for name in cms {
-        if let Some(cm) = cm_api.get_opt(name).await? {
-            let mut data: BTreeMap<String, String> = cm.data.unwrap_or_default();
-            for (k, v) in cm.binary_data.unwrap_or_default() {
-                data.insert(k, String::from_utf8_lossy(&v.0).into_owned());
-            }
-            sources.config_maps.insert(name.clone(), data);
+        if let Some(data) = volumes::config_map_data(client, namespace, name).await? {
+            sources.config_maps.insert(name.clone(), text(data));
         }
     }
-    let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for name in secrets {
-        if let Some(secret) = secret_api.get_opt(name).await? {
-            let mut data: BTreeMap<String, String> = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                .collect();
-            data.extend(secret.string_data.unwrap_or_default());
-            sources.secrets.insert(name.clone(), data);
+        if let Some(data) = volumes::secret_data(client, namespace, name).await? {
+            sources.secrets.insert(name.clone(), text(data));
         }
     }
     Ok(sources)

@@ -441,38 +441,36 @@ async fn finish(ctx: &Arc<PodCtx>) {
     ctx.net_teardown().await;
 }
 
-async fn final_status(ctx: &Arc<PodCtx>) {
-    let spec = ctx.pod.spec.clone().unwrap_or_default();
-    let status = status::pod_status(&spec, &ctx.snapshot(), None, Timestamp::now());
+/// Reports `status` on the pod object (`pods/status`, a merge patch of the agent's fields).
+async fn report(ctx: &PodCtx, status: &PodStatus) -> Result<(), kube::Error> {
     let patch = serde_json::json!({ "status": status });
-    if let Err(err) = ctx
-        .api()
+    ctx.api()
         .patch_status(
             &ctx.pod.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
         .await
-    {
+        .map(drop)
+}
+
+async fn final_status(ctx: &Arc<PodCtx>) {
+    let spec = ctx.pod.spec.clone().unwrap_or_default();
+    let status = status::pod_status(&spec, &ctx.snapshot(), None, Timestamp::now());
+    if let Err(err) = report(ctx, &status).await {
         tracing::debug!(pod = %ctx.key, "final status: {err}");
     }
 }
 
 async fn status_writer(ctx: Arc<PodCtx>) {
-    let api = ctx.api();
-    let name = ctx.pod.name_any();
     let spec = ctx.pod.spec.clone().unwrap_or_default();
     let mut changes = ctx.changed.subscribe();
     let mut last: Option<PodStatus> = None;
     loop {
         let status = status::pod_status(&spec, &ctx.snapshot(), last.as_ref(), Timestamp::now());
         if last.as_ref() != Some(&status) {
-            let patch = serde_json::json!({ "status": status });
-            match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => last = Some(status),
+            match report(&ctx, &status).await {
+                Ok(()) => last = Some(status),
                 Err(kube::Error::Api(e)) if e.code == 404 => return,
                 Err(err) => {
                     tracing::warn!(pod = %ctx.key, "status update: {err}");

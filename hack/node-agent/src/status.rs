@@ -333,6 +333,15 @@ mod tests {
         }
     }
 
+    /// A pod past its init containers, with these main containers.
+    fn initialized(main: Vec<ContainerRt>) -> PodRt {
+        PodRt {
+            initialized: true,
+            main,
+            ..Default::default()
+        }
+    }
+
     fn with(state: State) -> ContainerRt {
         ContainerRt {
             state,
@@ -344,79 +353,39 @@ mod tests {
     fn phases() {
         let cases: Vec<(&str, PodRt, &str)> = vec![
             ("Always", PodRt::default(), "Pending"),
+            ("Always", initialized(vec![waiting(None)]), "Pending"),
+            ("Always", initialized(vec![with(running())]), "Running"),
             (
                 "Always",
-                PodRt {
-                    initialized: true,
-                    main: vec![waiting(None)],
-                    ..Default::default()
-                },
-                "Pending",
-            ),
-            (
-                "Always",
-                PodRt {
-                    initialized: true,
-                    main: vec![with(running())],
-                    ..Default::default()
-                },
-                "Running",
-            ),
-            (
-                "Always",
-                PodRt {
-                    initialized: true,
-                    main: vec![waiting(Some(exited(1)))],
-                    ..Default::default()
-                },
+                initialized(vec![waiting(Some(exited(1)))]),
                 "Running",
             ),
             (
                 "Never",
-                PodRt {
-                    initialized: true,
-                    main: vec![with(State::Terminated(exited(0)))],
-                    ..Default::default()
-                },
+                initialized(vec![with(State::Terminated(exited(0)))]),
                 "Succeeded",
             ),
             (
                 "Never",
-                PodRt {
-                    initialized: true,
-                    main: vec![
-                        with(State::Terminated(exited(0))),
-                        with(State::Terminated(exited(1))),
-                    ],
-                    ..Default::default()
-                },
+                initialized(vec![
+                    with(State::Terminated(exited(0))),
+                    with(State::Terminated(exited(1))),
+                ]),
                 "Failed",
             ),
             (
                 "OnFailure",
-                PodRt {
-                    initialized: true,
-                    main: vec![waiting(Some(exited(1)))],
-                    ..Default::default()
-                },
+                initialized(vec![waiting(Some(exited(1)))]),
                 "Running",
             ),
             (
                 "OnFailure",
-                PodRt {
-                    initialized: true,
-                    main: vec![with(State::Terminated(exited(0)))],
-                    ..Default::default()
-                },
+                initialized(vec![with(State::Terminated(exited(0)))]),
                 "Succeeded",
             ),
             (
                 "Never",
-                PodRt {
-                    initialized: true,
-                    main: vec![with(running()), with(State::Terminated(exited(1)))],
-                    ..Default::default()
-                },
+                initialized(vec![with(running()), with(State::Terminated(exited(1)))]),
                 "Running",
             ),
             (
@@ -504,11 +473,7 @@ mod tests {
             restart_policy: Some("Never".into()),
             ..Default::default()
         };
-        let rt = PodRt {
-            initialized: true,
-            main: vec![with(State::Terminated(term))],
-            ..Default::default()
-        };
+        let rt = initialized(vec![with(State::Terminated(term))]);
         let s = pod_status(&spec, &rt, None, t(5));
         assert_eq!(s.phase.as_deref(), Some("Failed"));
         let cs = &s.container_statuses.expect("statuses")[0];

@@ -12,7 +12,10 @@ use std::{
 
 use k8s_openapi::api::{
     authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
-    core::v1::{ConfigMap, KeyToPath, Pod, Secret, ServiceAccount, Volume, VolumeMount},
+    core::v1::{
+        ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccount, Volume,
+        VolumeMount,
+    },
 };
 use kube::{Api, Client, ResourceExt, api::PostParams};
 
@@ -71,71 +74,12 @@ async fn prepare_one(
         }
         return Ok(path);
     }
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    if let Some(cm) = &v.config_map {
-        config_map_files(
-            client,
-            ns,
-            &cm.name,
-            cm.items.as_deref(),
-            cm.optional.unwrap_or(false),
-            &mut files,
-        )
-        .await?;
-    } else if let Some(s) = &v.secret {
-        let name = s.secret_name.clone().unwrap_or_default();
-        secret_files(
-            client,
-            ns,
-            &name,
-            s.items.as_deref(),
-            s.optional.unwrap_or(false),
-            &mut files,
-        )
-        .await?;
-    } else if let Some(d) = &v.downward_api {
-        downward_files(pod, facts, d.items.as_deref(), &mut files)?;
-    } else if let Some(p) = &v.projected {
-        for src in p.sources.iter().flatten() {
-            if let Some(cm) = &src.config_map {
-                config_map_files(
-                    client,
-                    ns,
-                    &cm.name,
-                    cm.items.as_deref(),
-                    cm.optional.unwrap_or(false),
-                    &mut files,
-                )
-                .await?;
-            }
-            if let Some(s) = &src.secret {
-                secret_files(
-                    client,
-                    ns,
-                    &s.name,
-                    s.items.as_deref(),
-                    s.optional.unwrap_or(false),
-                    &mut files,
-                )
-                .await?;
-            }
-            if let Some(d) = &src.downward_api {
-                downward_files(pod, facts, d.items.as_deref(), &mut files)?;
-            }
-            if let Some(t) = &src.service_account_token {
-                let token = service_account_token(
-                    client,
-                    pod,
-                    ns,
-                    t.expiration_seconds,
-                    t.audience.clone(),
-                )
-                .await?;
-                files.insert(t.path.clone(), token.into_bytes());
-            }
-        }
-    } else {
+    let Some(projections) = projections(v) else {
         return Err("this volume type is not supported by the local node agent (emptyDir, hostPath, configMap, secret, downwardAPI and projected are)".into());
+    };
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for p in &projections {
+        project(client, pod, ns, facts, p, &mut files).await?;
     }
     write_files(dir, &files).map_err(io)?;
     Ok(dir.into())
@@ -173,67 +117,174 @@ fn select(
     }
 }
 
-async fn config_map_files(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    items: Option<&[KeyToPath]>,
-    optional: bool,
-    files: &mut BTreeMap<String, Vec<u8>>,
-) -> Result<(), String> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    match api.get_opt(name).await.map_err(|e| e.to_string())? {
-        Some(cm) => {
-            let mut data: BTreeMap<String, Vec<u8>> = cm
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect();
-            data.extend(
-                cm.binary_data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0)),
-            );
-            select(data, items, files);
-            Ok(())
-        }
-        None if optional => Ok(()),
-        None => Err(format!("configmap \"{name}\" not found")),
-    }
+/// One source of a volume's files: a `configMap`, `secret` or `downwardAPI` volume is one of
+/// these, a `projected` volume a list of them.
+enum Projection<'a> {
+    ConfigMap {
+        name: &'a str,
+        items: Option<&'a [KeyToPath]>,
+        optional: bool,
+    },
+    Secret {
+        name: &'a str,
+        items: Option<&'a [KeyToPath]>,
+        optional: bool,
+    },
+    Downward(Option<&'a [DownwardAPIVolumeFile]>),
+    Token {
+        path: &'a str,
+        expiration: Option<i64>,
+        audience: Option<String>,
+    },
 }
 
-async fn secret_files(
+/// The file sources of a volume; `None` for a type the agent does not write out.
+fn projections(v: &Volume) -> Option<Vec<Projection<'_>>> {
+    if let Some(cm) = &v.config_map {
+        return Some(vec![Projection::ConfigMap {
+            name: &cm.name,
+            items: cm.items.as_deref(),
+            optional: cm.optional.unwrap_or(false),
+        }]);
+    }
+    if let Some(s) = &v.secret {
+        return Some(vec![Projection::Secret {
+            name: s.secret_name.as_deref().unwrap_or_default(),
+            items: s.items.as_deref(),
+            optional: s.optional.unwrap_or(false),
+        }]);
+    }
+    if let Some(d) = &v.downward_api {
+        return Some(vec![Projection::Downward(d.items.as_deref())]);
+    }
+    let p = v.projected.as_ref()?;
+    let mut out = Vec::new();
+    for src in p.sources.iter().flatten() {
+        if let Some(cm) = &src.config_map {
+            out.push(Projection::ConfigMap {
+                name: &cm.name,
+                items: cm.items.as_deref(),
+                optional: cm.optional.unwrap_or(false),
+            });
+        }
+        if let Some(s) = &src.secret {
+            out.push(Projection::Secret {
+                name: &s.name,
+                items: s.items.as_deref(),
+                optional: s.optional.unwrap_or(false),
+            });
+        }
+        if let Some(d) = &src.downward_api {
+            out.push(Projection::Downward(d.items.as_deref()));
+        }
+        if let Some(t) = &src.service_account_token {
+            out.push(Projection::Token {
+                path: &t.path,
+                expiration: t.expiration_seconds,
+                audience: t.audience.clone(),
+            });
+        }
+    }
+    Some(out)
+}
+
+/// Adds one source's files.
+async fn project(
+    client: &Client,
+    pod: &Pod,
+    ns: &str,
+    facts: &PodFacts,
+    p: &Projection<'_>,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), String> {
+    let (kind, name, items, optional, data) = match p {
+        Projection::ConfigMap {
+            name,
+            items,
+            optional,
+        } => (
+            "configmap",
+            *name,
+            *items,
+            *optional,
+            config_map_data(client, ns, name).await?,
+        ),
+        Projection::Secret {
+            name,
+            items,
+            optional,
+        } => (
+            "secret",
+            *name,
+            *items,
+            *optional,
+            secret_data(client, ns, name).await?,
+        ),
+        Projection::Downward(items) => return downward_files(pod, facts, *items, files),
+        Projection::Token {
+            path,
+            expiration,
+            audience,
+        } => {
+            let token =
+                service_account_token(client, pod, ns, *expiration, audience.clone()).await?;
+            files.insert((*path).to_owned(), token.into_bytes());
+            return Ok(());
+        }
+    };
+    match data {
+        Some(data) => select(data, items, files),
+        None if optional => {}
+        None => return Err(format!("{kind} \"{name}\" not found")),
+    }
+    Ok(())
+}
+
+/// A ConfigMap's data and binaryData, or `None` when it does not exist.
+pub async fn config_map_data(
     client: &Client,
     ns: &str,
     name: &str,
-    items: Option<&[KeyToPath]>,
-    optional: bool,
-    files: &mut BTreeMap<String, Vec<u8>>,
-) -> Result<(), String> {
+) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let cm = api.get_opt(name).await.map_err(|e| e.to_string())?;
+    Ok(cm.map(|cm| {
+        let text = cm
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes()));
+        let binary = cm
+            .binary_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0));
+        text.chain(binary).collect()
+    }))
+}
+
+/// A Secret's data, or `None` when it does not exist.
+pub async fn secret_data(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    match api.get_opt(name).await.map_err(|e| e.to_string())? {
-        Some(s) => {
-            let data = s
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            select(data, items, files);
-            Ok(())
-        }
-        None if optional => Ok(()),
-        None => Err(format!("secret \"{name}\" not found")),
-    }
+    let secret = api.get_opt(name).await.map_err(|e| e.to_string())?;
+    Ok(secret.map(|s| {
+        s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect()
+    }))
 }
 
 /// The files of a downward API volume (or projection): one per item with a fieldRef.
 fn downward_files(
     pod: &Pod,
     facts: &PodFacts,
-    items: Option<&[k8s_openapi::api::core::v1::DownwardAPIVolumeFile]>,
+    items: Option<&[DownwardAPIVolumeFile]>,
     files: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<(), String> {
     for item in items.unwrap_or_default() {
