@@ -5,13 +5,14 @@
 mod common;
 
 use common::{
-    TestNamespace, WAIT, example, has_condition, simulated, wait_for, wait_gone, with_controller,
+    TestNamespace, WAIT, example, has_condition, simulated, wait_for, wait_gone, wait_list,
+    with_controller,
 };
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service, events::v1::Event};
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
-    runtime::wait::conditions,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{wait::conditions, watcher},
 };
 use modelpilot::api::{ModelDeployment, Phase};
 use serde_json::json;
@@ -41,22 +42,17 @@ fn revision_label(d: &Deployment) -> Option<String> {
 /// (events are published just after the status write a test watches for).
 async fn await_events(ns: &TestNamespace, name: &str, reasons: &[&str]) {
     let events: Api<Event> = ns.api();
-    let params = ListParams::default().fields(&format!(
+    let config = watcher::Config::default().fields(&format!(
         "regarding.name={name},regarding.kind=ModelDeployment"
     ));
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let list = events.list(&params).await.expect("list events");
-        let seen: Vec<String> = list.items.into_iter().filter_map(|e| e.reason).collect();
-        if reasons.iter().all(|want| seen.iter().any(|r| r == want)) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "events {reasons:?} not all recorded: {seen:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let all_seen = |list: &[Event]| {
+        reasons
+            .iter()
+            .all(|want| list.iter().any(|e| e.reason.as_deref() == Some(want)))
+    };
+    let describe = |e: &Event| e.reason.clone().unwrap_or_default();
+    let what = format!("events {reasons:?}");
+    wait_list(&events, config, WAIT, &what, all_seen, describe).await;
 }
 
 #[tokio::test]

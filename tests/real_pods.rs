@@ -14,7 +14,7 @@ mod serve_support;
 use std::{collections::BTreeSet, time::Duration};
 
 use common::{
-    TestNamespace, WAIT, example, has_condition, in_namespace, wait_for, with_controller,
+    TestNamespace, WAIT, example, has_condition, in_namespace, wait_for, wait_list, with_controller,
 };
 use k8s_openapi::api::{
     batch::v1::Job,
@@ -113,7 +113,7 @@ async fn wait_endpoints(ns: &TestNamespace, service: &str, ips: &BTreeSet<String
     let want = ips.clone();
     wait_list(
         &api,
-        &format!("kubernetes.io/service-name={service}"),
+        watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}")),
         WAIT,
         &format!("EndpointSlices of {service} = {want:?}"),
         |slices| {

@@ -9,6 +9,7 @@
 
 use std::{fmt::Debug, future::Future, path::PathBuf, time::Duration};
 
+use futures::StreamExt;
 use k8s_openapi::{
     NamespaceResourceScope,
     api::core::v1::{Event, Namespace},
@@ -18,7 +19,11 @@ use kube::{
     Api, Client, Config, Resource, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
-    runtime::wait::{Condition, await_condition, conditions},
+    runtime::{
+        reflector,
+        wait::{Condition, await_condition, conditions},
+        watcher,
+    },
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -334,4 +339,51 @@ where
 async fn catch<Fut: Future<Output = ()>>(fut: Fut) -> std::thread::Result<()> {
     use futures::FutureExt;
     std::panic::AssertUnwindSafe(fut).catch_unwind().await
+}
+
+/// Watches the objects `config` selects until `pred` holds over the whole list; panics with
+/// each object described after `timeout`.
+pub async fn wait_list<K>(
+    api: &Api<K>,
+    config: watcher::Config,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&[K]) -> bool,
+    describe: impl Fn(&K) -> String,
+) -> Vec<K>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let stream = reflector(writer, watcher(api.clone(), config));
+    let mut stream = stream.boxed();
+    let mut synced = false;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if synced {
+            let pods: Vec<K> = reader.state().iter().map(|p| (**p).clone()).collect();
+            if pred(&pods) {
+                return pods;
+            }
+        }
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(watcher::Event::InitDone))) => synced = true,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("watch ended while waiting for {what}"),
+            Err(_) => {
+                let items: Vec<String> = reader.state().iter().map(|p| describe(p)).collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; objects:\n{}",
+                    items.join("\n")
+                );
+            }
+        }
+    }
 }

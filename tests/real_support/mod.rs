@@ -22,10 +22,7 @@ use axum::{
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::{
-    Api,
-    runtime::{reflector, watcher},
-};
+use kube::{Api, runtime::watcher};
 use tokio::sync::watch;
 
 /// The real node's bridge address: the host as pods see it.
@@ -167,56 +164,15 @@ pub async fn wait_pods(
     what: &str,
     pred: impl Fn(&[Pod]) -> bool,
 ) -> Vec<Pod> {
-    wait_list(api, selector, timeout, what, pred, describe).await
-}
-
-/// Watches the objects matching `selector` until `pred` holds over the whole list.
-pub async fn wait_list<K>(
-    api: &Api<K>,
-    selector: &str,
-    timeout: Duration,
-    what: &str,
-    pred: impl Fn(&[K]) -> bool,
-    describe: impl Fn(&K) -> String,
-) -> Vec<K>
-where
-    K: kube::Resource
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store::<K>();
-    let stream = reflector(
-        writer,
-        watcher(api.clone(), watcher::Config::default().labels(selector)),
-    );
-    let mut stream = stream.boxed();
-    let mut synced = false;
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if synced {
-            let pods: Vec<K> = reader.state().iter().map(|p| (**p).clone()).collect();
-            if pred(&pods) {
-                return pods;
-            }
-        }
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(watcher::Event::InitDone))) => synced = true,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("pod watch ended while waiting for {what}"),
-            Err(_) => {
-                let items: Vec<String> = reader.state().iter().map(|p| describe(p)).collect();
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; objects:\n{}",
-                    items.join("\n")
-                );
-            }
-        }
-    }
+    crate::common::wait_list(
+        api,
+        watcher::Config::default().labels(selector),
+        timeout,
+        what,
+        pred,
+        describe,
+    )
+    .await
 }
 
 /// One line per pod: name, phase, readiness and container states (for failure messages).
