@@ -10,7 +10,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Server, iris_csv, keys, loadgen, report};
+use support::{Server, iris_csv, keys, loadgen, report_after};
 
 const POD: &str = "loadgen-test-pod";
 const REVISION: &str = "rev-a";
@@ -40,13 +40,7 @@ fn request_bound_with_feedback_attributed_to_pod_and_revision() {
         "species",
         "--feedback",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = report(&out);
+    let r = report_after(&out, 0);
     assert_eq!(r["stopped_by"], "requests");
     let o = &r["overall"];
     assert_eq!(o["requests"], 60, "the count bound is honoured exactly");
@@ -86,13 +80,7 @@ fn time_bound_with_rate_and_random_inputs() {
         "--concurrency",
         "2",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = report(&out);
+    let r = report_after(&out, 0);
     assert_eq!(r["stopped_by"], "duration");
     let o = &r["overall"];
     let requests = o["requests"].as_u64().unwrap();
@@ -121,13 +109,7 @@ fn max_error_rate_sets_the_exit_status() {
         "100",
     ];
     let out = loadgen(&[&base[..], &["--json", "--max-error-rate", "0.5"]].concat());
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = report(&out);
+    let r = report_after(&out, 3);
     assert_eq!(r["overall"]["errors"], 10);
     assert_eq!(r["overall"]["errors_by_kind"]["http_413"], 10);
     assert_eq!(r["overall"]["latency_ms"], Value::Null);

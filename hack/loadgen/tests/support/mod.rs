@@ -228,6 +228,13 @@ pub fn report(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("not a JSON report ({e}); stderr:\n{stderr}"))
 }
 
+/// The JSON report of a run that exited with `code`.
+pub fn report_after(out: &Output, code: i32) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    report(out)
+}
+
 /// Keys of a JSON object, in order.
 pub fn keys(v: &Value) -> Vec<String> {
     v.as_object()
