@@ -52,6 +52,22 @@ fn secs(v: Option<i32>, default: i32) -> Duration {
     Duration::from_secs(u64::try_from(v.unwrap_or(default).max(0)).unwrap_or(0))
 }
 
+/// The probes' HTTP client, built once (its connection pool and TLS setup are shared; each
+/// request carries its probe's timeout).
+fn http_client() -> reqwest::Result<&'static reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c);
+    }
+    let built = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(true)
+        .user_agent("kube-probe/1.37")
+        .pool_max_idle_per_host(0)
+        .build()?;
+    Ok(CLIENT.get_or_init(|| built))
+}
+
 /// One probe attempt.
 pub async fn check(
     probe: &Probe,
@@ -65,14 +81,8 @@ pub async fn check(
         let host = h.host.clone().unwrap_or_else(|| target.pod_ip.to_string());
         let path = h.path.clone().unwrap_or_else(|| "/".into());
         let url = format!("{scheme}://{host}:{port}{path}");
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .danger_accept_invalid_certs(true)
-            .user_agent("kube-probe/1.37")
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut req = client.get(&url);
+        let client = http_client().map_err(|e| e.to_string())?;
+        let mut req = client.get(&url).timeout(timeout);
         for hdr in h.http_headers.iter().flatten() {
             req = req.header(&hdr.name, &hdr.value);
         }
