@@ -7,3 +7,4 @@ pub mod build;
 pub mod controller;
 pub mod serve;
 pub mod telemetry;
+pub mod validate;

@@ -6,12 +6,22 @@
 //! Later sections (rollout, autoscaling, monitoring, retraining) are added as optional fields of
 //! [`ModelDeploymentSpec`] so existing manifests keep working.
 
+mod rollout;
+mod rollout_status;
 mod spec;
 mod status;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use rollout::{
+    AnalysisMetric, Bound, LatencyMetric, MetricSource, PauseStep, PrometheusSpec, QueryMetric,
+    RolloutSpec, RolloutStep, Score, ScoreMetric, StepAnalysis, TrafficMode, TrafficSpec,
+};
+pub use rollout_status::{
+    AbortStatus, HistoryEntry, Measurement, MeasurementVerdict, MetricStatus, Outcome, PauseStatus,
+    RequestAck, RolloutPhase, RolloutRevision, RolloutStatus, ScaleDown,
+};
 pub use spec::{
     GraphOptimizationLevel, ModelDeployment, ModelDeploymentSpec, ModelSpec, ServerBatching,
     ServerSpec,

@@ -2,13 +2,13 @@
 //!
 //! Validation lives on the fields as OpenAPI bounds and CEL rules so the API server rejects a bad
 //! manifest at `kubectl apply` with a message naming the field; the controller re-checks the same
-//! rules (see `controller::validate`) before building anything, for objects that predate a rule.
+//! rules (see `validate`) before building anything, for objects that predate a rule.
 
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ResourceRequirements};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::status::ModelDeploymentStatus;
+use super::{rollout::RolloutSpec, status::ModelDeploymentStatus};
 
 /// A model served by ONNX Runtime inference pods, reconciled by the modelpilot operator.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -27,7 +27,9 @@ use super::status::ModelDeploymentStatus;
         label_selector_path = ".status.selector"
     ),
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model.name"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.revision.version"),
+    printcolumn(name = "Stable", type_ = "string", json_path = ".status.stable.version"),
+    printcolumn(name = "Canary", type_ = "string", json_path = ".status.rollout.canary.version"),
+    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.rollout.appliedWeight"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
@@ -68,6 +70,12 @@ pub struct ModelDeploymentSpec {
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
+
+    /// How a new revision (a change to the model, the server or the template) replaces the
+    /// stable one: canary steps, traffic split and analysis. Without it a new revision takes all
+    /// traffic once its pods are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
 }
 
 fn default_replicas() -> i32 {

@@ -5,6 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use super::rollout_status::{HistoryEntry, RolloutRevision, RolloutStatus};
+
 /// Condition types the operator maintains.
 pub mod condition_types {
     /// All desired pods run the current revision and are ready (model loaded and warmed up).
@@ -108,7 +110,19 @@ pub struct ModelDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
 
-    /// The revision the pods are being moved to (or run).
+    /// The revision the spec asks for (the candidate while a rollout runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<RevisionStatus>,
+
+    /// The revision serving the stable track (all traffic outside a rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<RolloutRevision>,
+
+    /// The rollout of a candidate revision (state survives operator restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+
+    /// Past rollouts, newest last (bounded by `spec.rollout.historyLimit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
 }

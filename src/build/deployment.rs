@@ -19,7 +19,7 @@ use k8s_openapi::{
 };
 
 use super::{child_metadata, labels, server};
-use crate::controller::validate::ValidSpec;
+use crate::validate::ValidSpec;
 
 /// Build the Deployment.
 pub fn build(spec: &ValidSpec) -> Deployment {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::controller::validate::ValidSpec;
+use crate::validate::ValidSpec;
 
 /// Name of the `ModelDeployment` a child belongs to.
 pub const NAME: &str = "modelpilot.io/name";

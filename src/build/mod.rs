@@ -1,6 +1,6 @@
 //! Pure builders: one function per owned child object.
 //!
-//! Each builder takes a [`ValidSpec`](crate::controller::validate::ValidSpec) and returns the
+//! Each builder takes a [`ValidSpec`](crate::validate::ValidSpec) and returns the
 //! complete desired object, ready for server-side apply. No client, no clock, no randomness: the
 //! same spec always yields the same objects, which is what makes them table-testable and what lets
 //! server-side apply see "no change" when nothing changed.
@@ -12,7 +12,7 @@ pub mod service;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::controller::validate::ValidSpec;
+use crate::validate::ValidSpec;
 
 /// The field manager every object applied by the operator is written under.
 pub const FIELD_MANAGER: &str = "modelpilot";
@@ -62,7 +62,7 @@ pub(crate) mod fixtures {
 
     use crate::{
         api::ModelDeployment,
-        controller::validate::{Defaults, ValidSpec, validate},
+        validate::{Defaults, ValidSpec, validate},
     };
 
     /// A minimal valid `ModelDeployment` as JSON, to be tweaked by a test.

@@ -14,7 +14,7 @@ use k8s_openapi::{
 };
 
 use super::labels;
-use crate::controller::validate::{ModelSource, ValidSpec};
+use crate::validate::{ModelSource, ValidSpec};
 
 /// Name of the injected container (reserved: the CRD rejects user containers with this name).
 pub const CONTAINER_NAME: &str = "modelpilot-server";

@@ -7,7 +7,7 @@ use k8s_openapi::{
 };
 
 use super::{child_metadata, labels, server::PORT_NAME};
-use crate::controller::validate::ValidSpec;
+use crate::validate::ValidSpec;
 
 /// Build the Service.
 pub fn build(spec: &ValidSpec) -> Service {

@@ -5,8 +5,8 @@ use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use kube::{Client, runtime::events::Recorder};
 
-use super::validate::Defaults;
 use crate::telemetry::metrics::ControllerMetrics;
+use crate::validate::Defaults;
 
 /// Shared state of the controller.
 pub struct Context {

@@ -5,7 +5,7 @@
 //! the user changes the spec, so the controller waits for a change — or *transient*, retried with
 //! backoff.
 
-use super::validate::SpecError;
+use crate::validate::SpecError;
 
 /// An error of one reconcile.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,6 @@ pub mod leader;
 pub mod pods;
 pub mod reconcile;
 pub mod status;
-pub mod validate;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -38,11 +37,11 @@ use tracing::{error, info};
 use self::{
     context::Context,
     leader::{LeaderElector, LeaseConfig},
-    validate::Defaults,
 };
 use crate::{
     api::ModelDeployment,
     telemetry::{LogFormat, init_logging, metrics::ControllerMetrics},
+    validate::Defaults,
 };
 
 /// Image of the inference server when a spec does not name one.

@@ -28,11 +28,11 @@ use super::{
     events,
     pods::{self, PodProblem},
     status::{self, Observation},
-    validate::{ValidSpec, validate},
 };
 use crate::{
     api::{ModelDeployment, ModelDeploymentStatus},
     build::{self, FIELD_MANAGER},
+    validate::{ValidSpec, validate},
 };
 
 /// How often a healthy object is looked at again even when nothing changes.

@@ -20,7 +20,8 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 
-use super::{error::Error, pods::PodProblem, validate::ValidSpec};
+use super::{error::Error, pods::PodProblem};
+use crate::validate::ValidSpec;
 use crate::{
     api::{ConditionStatus, ModelDeploymentStatus, Phase, RevisionStatus, condition_types as ct},
     build::labels,
@@ -314,6 +315,9 @@ pub fn desired_status(
             .map(|s| labels::selector_string(&labels::service_selector(s)))
             .or_else(|| old.selector.clone()),
         revision: obs.spec.map(revision_of).or_else(|| old.revision.clone()),
+        stable: old.stable.clone(),
+        rollout: old.rollout.clone(),
+        history: old.history.clone(),
     }
 }
 

@@ -45,7 +45,7 @@ impl ModelSource {
     /// Parse `model.uri`.
     ///
     /// ```
-    /// use modelpilot::controller::validate::ModelSource;
+    /// use modelpilot::validate::ModelSource;
     /// assert_eq!(
     ///     ModelSource::parse("pvc://models/iris/v3.onnx").unwrap(),
     ///     ModelSource::Pvc { claim: "models".into(), path: "iris/v3.onnx".into() }
