@@ -3,7 +3,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
-use crate::controller::{pods::PodProblem, validate::SpecError};
+use crate::{controller::pods::PodProblem, validate::SpecError};
 
 fn view(desired: i32, replicas: i32, ready: i32, updated: i32) -> DeploymentView {
     DeploymentView {

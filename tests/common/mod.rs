@@ -230,7 +230,7 @@ impl RunningController {
         let stop = tokio_util::sync::CancellationToken::new();
         let config = modelpilot::controller::RunConfig {
             namespace: Some(ns.name.clone()),
-            defaults: modelpilot::controller::validate::Defaults {
+            defaults: modelpilot::validate::Defaults {
                 server_image: "modelpilot/modelpilot:test".into(),
             },
             metrics: modelpilot::telemetry::metrics::ControllerMetrics::new(),
