@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::{PodTemplateSpec, ResourceRequirements};
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::api::{GraphOptimizationLevel, ModelDeployment, ServerBatching};
+use crate::api::{
+    GraphOptimizationLevel, ModelDeployment, RolloutSpec, ServerBatching, TrafficMode,
+};
 
 /// Why a spec cannot be reconciled; shown in the `Degraded` condition and an event.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -23,6 +25,9 @@ pub enum SpecError {
     /// `replicas` outside 0..=1000.
     #[error("replicas must be between 0 and 1000, got {0}")]
     Replicas(i32),
+    /// `rollout` breaks a rule the CRD states (for objects written before the rule).
+    #[error("rollout: {0}")]
+    Rollout(String),
     /// The object lacks name, namespace or uid (never true for objects read from the API).
     #[error("object is missing metadata.{0}")]
     Metadata(&'static str),
@@ -139,6 +144,10 @@ pub struct ValidSpec {
     pub batching: Option<ServerBatching>,
     pub template: Option<PodTemplateSpec>,
     pub replicas: i32,
+    /// How a new revision replaces the stable one (not part of the revision).
+    pub rollout: Option<RolloutSpec>,
+    /// The `modelpilot.io/request` annotation, verbatim.
+    pub request: Option<String>,
     /// Hash of everything that defines the pods (not the replica count).
     pub revision: String,
 }
@@ -187,10 +196,39 @@ pub fn validate(mdep: &ModelDeployment, defaults: &Defaults) -> Result<ValidSpec
         batching: spec.server.batching.clone(),
         template: spec.template.clone(),
         replicas: spec.replicas,
+        rollout: spec.rollout.clone(),
+        request: mdep.annotations().get("modelpilot.io/request").cloned(),
         revision: String::new(),
     };
+    if let Some(rollout) = &valid.rollout {
+        check_rollout(rollout)?;
+    }
     valid.revision = revision_hash(&valid);
     Ok(valid)
+}
+
+/// The rollout rules the builders and the planner rely on.
+fn check_rollout(r: &RolloutSpec) -> Result<(), SpecError> {
+    let err = |m: String| Err(SpecError::Rollout(m));
+    for (i, step) in r.steps.iter().enumerate() {
+        let kinds = [
+            step.set_weight.is_some(),
+            step.pause.is_some(),
+            step.analysis.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return err(format!(
+                "steps[{i}] must set exactly one of setWeight, pause or analysis"
+            ));
+        }
+        if step.set_weight.is_some_and(|w| !(0..=100).contains(&w)) {
+            return err(format!("steps[{i}].setWeight must be between 0 and 100"));
+        }
+    }
+    if r.traffic.mode == TrafficMode::GatewayApi && r.traffic.http_route.is_none() {
+        return err("traffic.httpRoute is required when traffic.mode is GatewayAPI".into());
+    }
+    Ok(())
 }
 
 /// A short, stable hash of what defines the pods: a change here means a new revision.

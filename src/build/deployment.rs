@@ -1,4 +1,8 @@
-//! The Deployment running the inference pods.
+//! The Deployment running one revision's inference pods, named `<name>-<revision>`.
+//!
+//! Each revision has its own Deployment so that a canary and the stable revision run side by
+//! side, each scaled on its own, and a promotion only moves traffic and replica counts: the
+//! promoted pods are the ones that were judged, never restarted.
 //!
 //! Without a user template the server is the pod's only container. With one, the user's pod is
 //! kept as written and the server joins it as a native sidecar: an init container with
@@ -21,17 +25,27 @@ use k8s_openapi::{
 use super::{child_metadata, labels, server};
 use crate::validate::ValidSpec;
 
-/// Build the Deployment.
-pub fn build(spec: &ValidSpec) -> Deployment {
+/// Name of a revision's Deployment.
+pub fn name(owner: &str, revision: &str) -> String {
+    format!("{owner}-{revision}")
+}
+
+/// Build the Deployment of the spec's revision, playing `track` with `replicas` pods.
+pub fn build(spec: &ValidSpec, track: labels::Track, replicas: i32) -> Deployment {
+    let mut metadata = child_metadata(spec);
+    metadata.name = Some(name(&spec.owner.name, &spec.revision));
+    let object_labels = metadata.labels.get_or_insert_with(Default::default);
+    object_labels.insert(labels::REVISION.into(), spec.revision.clone());
+    object_labels.insert(labels::TRACK.into(), track.as_str().into());
     Deployment {
-        metadata: child_metadata(spec),
+        metadata,
         spec: DeploymentSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(replicas),
             selector: LabelSelector {
-                match_labels: Some(labels::deployment_selector(spec)),
+                match_labels: Some(labels::revision_selector(spec)),
                 ..Default::default()
             },
-            // Never drop below the desired capacity while a new model rolls out.
+            // A pod template never changes under a revision; this only matters for a restart.
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {

@@ -8,6 +8,7 @@ use crate::build::{
     fixtures::{manifest, valid},
     server::{CONTAINER_NAME, args},
 };
+use crate::validate::ValidSpec;
 
 /// Where the server container ended up in the pod.
 #[derive(Debug, PartialEq)]
@@ -42,6 +43,22 @@ fn server_container(d: &Deployment) -> k8s_openapi::api::core::v1::Container {
         .expect("server container present")
 }
 
+fn build_stable(spec: &ValidSpec) -> Deployment {
+    build(spec, labels::Track::Stable, spec.replicas)
+}
+
+#[test]
+fn deployment_is_named_and_selects_by_revision() {
+    let spec = valid(manifest());
+    let d = build(&spec, labels::Track::Canary, 2);
+    assert_eq!(d.metadata.name, Some(format!("iris-{}", spec.revision)));
+    assert_eq!(d.spec.replicas, Some(2));
+    let selector = d.spec.selector.match_labels.clone().unwrap_or_default();
+    assert_eq!(selector, labels::revision_selector(&spec));
+    let object_labels = d.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(object_labels[labels::TRACK], "canary");
+}
+
 #[test]
 fn server_placement_table() {
     let user_pod = json!({"spec": {"containers": [{"name": "app", "image": "app:1"}],
@@ -65,7 +82,7 @@ fn server_placement_table() {
         if let Some(t) = template {
             m["spec"]["template"] = t;
         }
-        let d = build(&valid(m));
+        let d = build_stable(&valid(m));
         assert_eq!(placement(&d), want, "{name}");
         let pod = pod_spec(&d);
         let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
@@ -110,7 +127,7 @@ fn model_source_table() {
     for (uri, served, claim) in cases {
         let mut m = manifest();
         m["spec"]["model"]["uri"] = uri.into();
-        let d = build(&valid(m));
+        let d = build_stable(&valid(m));
         let c = server_container(&d);
         let a = c.args.clone().unwrap_or_default();
         let pos = a.iter().position(|x| x == "--model-uri").expect("flag");
@@ -133,7 +150,7 @@ fn model_source_table() {
 
 #[test]
 fn server_is_locked_down_and_probed() {
-    let c = server_container(&build(&valid(manifest())));
+    let c = server_container(&build_stable(&valid(manifest())));
     let sc = c.security_context.expect("security context");
     assert_eq!(sc.run_as_non_root, Some(true));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
@@ -172,7 +189,7 @@ fn builders_are_deterministic() {
     let mut m = manifest();
     m["spec"]["template"] = json!({"metadata": {"annotations": {"b": "2", "a": "1"}},
                                    "spec": {"containers": [{"name": "app", "image": "app:1"}]}});
-    assert_eq!(build(&valid(m.clone())), build(&valid(m)));
+    assert_eq!(build_stable(&valid(m.clone())), build_stable(&valid(m)));
 }
 
 /// The command line the operator writes must be one the server accepts.
@@ -209,7 +226,7 @@ fn server_args_parse_with_the_servers_own_cli() {
             .find(|a| a.get_env().is_some_and(|e| e == env))
             .map(|a| a.get_id().to_string())
     };
-    let envs: Vec<String> = server_container(&build(&spec))
+    let envs: Vec<String> = server_container(&build_stable(&spec))
         .env
         .unwrap_or_default()
         .into_iter()
@@ -235,7 +252,7 @@ fn server_args_parse_with_the_servers_own_cli() {
 #[test]
 fn server_knows_its_pod_and_reports_failures() {
     let spec = valid(manifest());
-    let c = server_container(&build(&spec));
+    let c = server_container(&build_stable(&spec));
     let env: Vec<(String, Option<String>)> = c
         .env
         .unwrap_or_default()
@@ -267,7 +284,7 @@ fn server_knows_its_pod_and_reports_failures() {
         Some("/dev/termination-log")
     );
     // The label the revision comes from is on the pod.
-    let labels = build(&spec)
+    let labels = build_stable(&spec)
         .spec
         .template
         .metadata
@@ -333,7 +350,7 @@ fn scrape_annotations_table() {
         if !template.is_null() {
             m["spec"]["template"] = template;
         }
-        let annotations = build(&valid(m))
+        let annotations = build_stable(&valid(m))
             .spec
             .template
             .metadata

@@ -1,5 +1,9 @@
 //! The labels every child carries: the `app.kubernetes.io/*` set plus our own keys, and the
-//! narrower selector labels that tie a Deployment and the Service to their pods.
+//! narrower selector labels that tie a revision's Deployment and the Services to their pods.
+//!
+//! Pods carry the name and the revision, never the track: a revision's pods stay the same when it
+//! is promoted from canary to stable, so the track lives only on the Deployment object and in
+//! status.
 
 use std::collections::BTreeMap;
 
@@ -9,33 +13,54 @@ use crate::validate::ValidSpec;
 pub const NAME: &str = "modelpilot.io/name";
 /// Revision (hash of what defines the pods) a pod runs.
 pub const REVISION: &str = "modelpilot.io/revision";
-/// Which track of a rollout a Deployment serves (`stable` until canaries exist).
+/// Which track of a rollout a revision's Deployment serves (on the Deployment object only).
 pub const TRACK: &str = "modelpilot.io/track";
-/// The track of the primary Deployment.
-pub const TRACK_STABLE: &str = "stable";
+/// Marks the pods of a signature-check Job (value: the ModelDeployment's name).
+pub const SIGNATURE_OF: &str = "modelpilot.io/signature-of";
+/// Selects every object the operator manages.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=modelpilot";
+
+/// The part a revision plays in a rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    /// Serves what the rollout's weight leaves it (all traffic outside a rollout).
+    Stable,
+    /// The candidate being judged.
+    Canary,
+}
+
+impl Track {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Canary => "canary",
+        }
+    }
+}
 
 /// Labels selecting every serving pod of a `ModelDeployment` (the Service selector).
 pub fn service_selector(spec: &ValidSpec) -> BTreeMap<String, String> {
     BTreeMap::from([(NAME.to_owned(), spec.owner.name.clone())])
 }
 
-/// Labels selecting the pods of the stable Deployment (immutable once created).
-pub fn deployment_selector(spec: &ValidSpec) -> BTreeMap<String, String> {
-    let mut labels = service_selector(spec);
-    labels.insert(TRACK.into(), TRACK_STABLE.into());
-    labels
+/// Labels selecting the pods of one revision: a revision's Deployment selector (immutable once
+/// created) and the selector of the stable and canary Services.
+pub fn revision_selector_of(name: &str, revision: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME.to_owned(), name.to_owned()),
+        (REVISION.to_owned(), revision.to_owned()),
+    ])
 }
 
-/// Labels selecting the pods of one revision (what the operator checks the health of).
+/// Labels selecting the pods of the spec's revision.
 pub fn revision_selector(spec: &ValidSpec) -> BTreeMap<String, String> {
-    let mut labels = service_selector(spec);
-    labels.insert(REVISION.into(), spec.revision.clone());
-    labels
+    revision_selector_of(&spec.owner.name, &spec.revision)
 }
 
 /// Labels of the Deployment and Service objects.
 pub fn common(spec: &ValidSpec) -> BTreeMap<String, String> {
-    let mut labels = deployment_selector(spec);
+    let mut labels = service_selector(spec);
     labels.extend([
         (
             "app.kubernetes.io/name".to_owned(),
@@ -104,7 +129,7 @@ mod tests {
         let labels = pod(&spec);
         assert_eq!(labels["team"], "risk");
         assert_eq!(labels[NAME], "iris");
-        assert_eq!(labels[TRACK], "stable");
+        assert!(!labels.contains_key(TRACK), "pods carry no track");
         assert_eq!(labels["app.kubernetes.io/version"], "v7");
         assert_eq!(labels[REVISION], spec.revision);
     }
@@ -113,8 +138,8 @@ mod tests {
     fn selector_string_is_sorted_and_joined() {
         let spec = valid(manifest());
         assert_eq!(
-            selector_string(&deployment_selector(&spec)),
-            "modelpilot.io/name=iris,modelpilot.io/track=stable"
+            selector_string(&service_selector(&spec)),
+            "modelpilot.io/name=iris"
         );
         assert_eq!(
             selector_string(&revision_selector(&spec)),
@@ -129,11 +154,7 @@ mod tests {
     fn pods_carry_every_selector_they_are_found_by() {
         let spec = valid(manifest());
         let labels = pod(&spec);
-        for selector in [
-            service_selector(&spec),
-            deployment_selector(&spec),
-            revision_selector(&spec),
-        ] {
+        for selector in [service_selector(&spec), revision_selector(&spec)] {
             for (k, v) in &selector {
                 assert_eq!(labels.get(k), Some(v), "{k}");
             }

@@ -87,7 +87,14 @@ async fn pipeline(obj: &ModelDeployment, ctx: &Context) -> Result<Action, Error>
             return Err(err);
         }
     };
-    let children = build::children(&valid);
+    let children = build::Children {
+        deployment: Some(build::deployment::build(
+            &valid,
+            build::labels::Track::Stable,
+            valid.replicas,
+        )),
+        services: vec![build::service::build(&valid, None)],
+    };
     let applied = match apply_children(ctx, &valid, children).await {
         Ok(deployment) => deployment,
         Err(err) if err.is_permanent() => {
@@ -134,6 +141,10 @@ async fn fetch_deployment(
     let name = obj.name_any();
     let api: Api<Deployment> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let name = match validate(obj, &ctx.defaults) {
+        Ok(v) => build::deployment::name(&name, &v.revision),
+        Err(_) => name,
+    };
     api.get_opt(&name)
         .await
         .map_err(|e| Error::from_kube("fetch", "Deployment", &name, e))
@@ -166,8 +177,15 @@ async fn apply_children(
     children: build::Children,
 ) -> Result<Deployment, Error> {
     let ns = &valid.owner.namespace;
-    let deployment = apply(ctx, "Deployment", ns, &children.deployment).await?;
-    apply::<Service>(ctx, "Service", ns, &children.service).await?;
+    let Some(deployment) = &children.deployment else {
+        return Err(Error::Spec(crate::validate::SpecError::Metadata(
+            "deployment",
+        )));
+    };
+    let deployment = apply(ctx, "Deployment", ns, deployment).await?;
+    for service in &children.services {
+        apply::<Service>(ctx, "Service", ns, service).await?;
+    }
     Ok(deployment)
 }
 
