@@ -13,6 +13,8 @@
 #                                  (10.96.0.0/16) work on this host and in its pods
 #   prometheus                     scrapes annotated pods (hack/cluster/prometheus/)
 #                                  on 127.0.0.1
+#   Gateway API CRDs               standard channel (gateway-api.sh), once the API
+#                                  server is ready
 #
 # Needs root (network namespaces, a bridge, routes, iptables rules) and says
 # so before doing anything else. Installs the guard routes (net.sh), builds
@@ -108,6 +110,7 @@ start_apiserver() {
 	local args; mapfile -t args < <(admin_curl_args)
 	wait_http kube-apiserver "https://127.0.0.1:$API_PORT/readyz" "$ready_timeout" "${args[@]}"
 	kubectl apply -f "$cluster_here/manifests/prometheus-rbac.yaml" >/dev/null
+	"$cluster_here/gateway-api.sh"
 }
 
 start_controller_manager() {
@@ -306,6 +309,7 @@ main() {
 	lock_state
 	"$cluster_here/net.sh" guard
 	if cluster_is_up; then
+		"$cluster_here/gateway-api.sh" # a cluster started before they were added gets them
 		log "cluster already up (https://127.0.0.1:$API_PORT, KUBECONFIG=$kubeconfig): nothing to do"
 		return 0
 	fi
