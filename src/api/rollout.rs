@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a new revision is rolled out. Without this section a new revision takes all traffic as
 /// soon as its pods are ready (no canary, no analysis, no drop in ready capacity).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(
     "self.traffic.mode != 'GatewayAPI' || has(self.traffic.httpRoute)"
@@ -31,6 +31,7 @@ pub struct RolloutSpec {
     /// aborts the rollout like an inline analysis does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub analysis: Vec<AnalysisMetric>,
 
     /// Pods (a number or a percentage of `replicas`) the ready capacity may fall below
@@ -66,6 +67,23 @@ pub struct RolloutSpec {
     #[serde(default = "default_history_limit")]
     #[schemars(range(min = 1, max = 50))]
     pub history_limit: i32,
+}
+
+impl Default for RolloutSpec {
+    /// The same defaults as an empty `rollout: {}` section.
+    fn default() -> Self {
+        Self {
+            steps: Vec::new(),
+            traffic: TrafficSpec::default(),
+            analysis: Vec::new(),
+            max_unavailable: None,
+            scale_down_delay_seconds: default_scale_down_delay(),
+            allow_signature_change: false,
+            consecutive_error_limit: default_error_limit(),
+            prometheus: None,
+            history_limit: default_history_limit(),
+        }
+    }
 }
 
 fn default_scale_down_delay() -> i32 {
@@ -114,10 +132,9 @@ pub struct PauseStep {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StepAnalysis {
-    /// The metrics judged in this step (names unique).
+    /// The metrics judged in this step (names unique: a list keyed by `name`).
     #[schemars(length(min = 1, max = 16))]
-    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(o, o.name == m.name))")
-        .message("analysis metric names must be unique within a step"))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub metrics: Vec<AnalysisMetric>,
 }
 
@@ -146,6 +163,7 @@ pub struct TrafficSpec {
     /// Name of an `HTTPRoute` (gateway.networking.k8s.io/v1) in the same namespace whose rules
     /// the operator points at its stable and canary Services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     #[x_kube(validation = Rule::new(
         "self.size() <= 253 && self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')"
     ).message("rollout.traffic.httpRoute must be the name of an HTTPRoute (lowercase DNS name)"))]
@@ -169,6 +187,7 @@ pub enum MetricSource {
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusSpec {
     /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus.monitoring:9090`.
+    #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[^/]+')")
         .message("rollout.prometheus.url must be an http:// or https:// URL"))]
     pub url: String,
@@ -193,6 +212,7 @@ fn default_query_timeout() -> i32 {
     .message("a query metric is always measured by Prometheus (source must be Prometheus or unset)"))]
 pub struct AnalysisMetric {
     /// Name of the metric in status and events (unique in its step).
+    #[schemars(length(min = 1, max = 63))]
     #[x_kube(validation = Rule::new("self.size() <= 63 && self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
         .message("analysis metric name must be 1-63 lowercase letters, digits or '-'"))]
     pub name: String,
@@ -353,6 +373,7 @@ pub struct ScoreMetric {
     .message("a query metric sets exactly one of success or failure"))]
 pub struct QueryMetric {
     /// The PromQL expression.
+    #[schemars(length(min = 1, max = 4096))]
     #[x_kube(validation = Rule::new("self.size() > 0 && self.size() <= 4096").message("query.promql must be 1-4096 characters"))]
     pub promql: String,
     /// The measurement succeeds when the value is within this bound.

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the operator: reconciles by result, errors by reason (the error's
-//! `reason()`), reconcile duration, and whether this replica holds the leader lease.
+//! `reason()`), reconcile duration, whether this replica holds the leader lease, and per
+//! ModelDeployment the rollout phase, the canary weight and the analysis verdicts.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,6 +9,8 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+
+use crate::api::{MeasurementVerdict, RolloutPhase};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -19,6 +22,48 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    namespace: String,
+    name: String,
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    namespace: String,
+    name: String,
+    metric: String,
+    verdict: &'static str,
+}
+
+/// Every rollout phase, so the phase gauge has exactly one series at 1.
+const PHASES: [RolloutPhase; 6] = [
+    RolloutPhase::Stable,
+    RolloutPhase::Checking,
+    RolloutPhase::Progressing,
+    RolloutPhase::Paused,
+    RolloutPhase::Promoting,
+    RolloutPhase::Aborted,
+];
+
+fn phase_name(p: RolloutPhase) -> &'static str {
+    match p {
+        RolloutPhase::Stable => "Stable",
+        RolloutPhase::Checking => "Checking",
+        RolloutPhase::Progressing => "Progressing",
+        RolloutPhase::Paused => "Paused",
+        RolloutPhase::Promoting => "Promoting",
+        RolloutPhase::Aborted => "Aborted",
+    }
+}
+
 /// The operator's metrics, cheap to clone.
 #[derive(Clone)]
 pub struct ControllerMetrics {
@@ -27,6 +72,9 @@ pub struct ControllerMetrics {
     errors: Family<ReasonLabels, Counter>,
     duration: Histogram,
     leader: Gauge,
+    rollout_phase: Family<PhaseLabels, Gauge>,
+    weight: Family<ObjectLabels, Gauge>,
+    verdicts: Family<VerdictLabels, Counter>,
 }
 
 impl Default for ControllerMetrics {
@@ -66,12 +114,33 @@ impl ControllerMetrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let rollout_phase = Family::<PhaseLabels, Gauge>::default();
+        let weight = Family::<ObjectLabels, Gauge>::default();
+        let verdicts = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "rollout_phase",
+            "1 for the rollout phase each ModelDeployment is in",
+            rollout_phase.clone(),
+        );
+        registry.register(
+            "rollout_weight",
+            "Share of traffic (percent) the canary has",
+            weight.clone(),
+        );
+        registry.register(
+            "analysis_measurements",
+            "Analysis measurements by metric and verdict",
+            verdicts.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
             errors,
             duration,
             leader,
+            rollout_phase,
+            weight,
+            verdicts,
         }
     }
 
@@ -94,6 +163,43 @@ impl ControllerMetrics {
     /// Set the leader gauge.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// Record a ModelDeployment's rollout phase and applied canary weight.
+    pub fn rollout(&self, namespace: &str, name: &str, phase: RolloutPhase, weight: i32) {
+        for p in PHASES {
+            self.rollout_phase
+                .get_or_create(&PhaseLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    phase: phase_name(p),
+                })
+                .set(i64::from(p == phase));
+        }
+        self.weight
+            .get_or_create(&ObjectLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+            .set(i64::from(weight));
+    }
+
+    /// Count one analysis measurement.
+    pub fn verdict(&self, namespace: &str, name: &str, metric: &str, verdict: MeasurementVerdict) {
+        let verdict = match verdict {
+            MeasurementVerdict::Successful => "Successful",
+            MeasurementVerdict::Failed => "Failed",
+            MeasurementVerdict::Inconclusive => "Inconclusive",
+            MeasurementVerdict::Error => "Error",
+        };
+        self.verdicts
+            .get_or_create(&VerdictLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                metric: metric.into(),
+                verdict,
+            })
+            .inc();
     }
 
     /// The exposition text for `/metrics`.

@@ -23,22 +23,32 @@ use crate::{
 
 /// `(apiGroup, resource, verb)` the operator uses cluster-wide (or in the watched namespace).
 const OPERATOR: &[(&str, &str, &[&str])] = &[
+    // patch: a `rollback` request sets spec.model.
     (
         "modelpilot.io",
         "modeldeployments",
-        &["get", "list", "watch"],
+        &["get", "list", "watch", "patch"],
     ),
     (
         "modelpilot.io",
         "modeldeployments/status",
         &["get", "patch", "update"],
     ),
+    // delete: revisions a rollout no longer needs are pruned.
     (
         "apps",
         "deployments",
-        &["get", "list", "watch", "create", "patch"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
-    ("", "services", &["get", "list", "watch", "create", "patch"]),
+    (
+        "",
+        "services",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    // The candidate's signature check.
+    ("batch", "jobs", &["get", "list", "watch", "create", "delete"]),
+    // Gateway API traffic: the weights of the user's route.
+    ("gateway.networking.k8s.io", "httproutes", &["get", "patch"]),
     // Read only: the pods' states say why a model does not serve.
     ("", "pods", &["get", "list", "watch"]),
     ("events.k8s.io", "events", &["create", "patch"]),
@@ -56,14 +66,16 @@ const FORBIDDEN: &[(&str, &str, &[&str])] = &[
     (
         "modelpilot.io",
         "modeldeployments",
-        &["create", "update", "patch", "delete"],
+        &["create", "update", "delete"],
     ),
+    ("apps", "deployments", &["update", "deletecollection"]),
+    ("", "services", &["update", "deletecollection"]),
+    ("batch", "jobs", &["update", "patch", "deletecollection"]),
     (
-        "apps",
-        "deployments",
-        &["update", "delete", "deletecollection"],
+        "gateway.networking.k8s.io",
+        "httproutes",
+        &["create", "delete", "list"],
     ),
-    ("", "services", &["update", "delete"]),
     ("", "secrets", &["get", "list", "watch"]),
     ("", "configmaps", &["get", "list"]),
     ("", "pods", &["create", "update", "patch", "delete"]),
