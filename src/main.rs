@@ -20,6 +20,8 @@ enum Command {
     Controller(modelpilot::controller::ControllerArgs),
     /// Run the ONNX Runtime inference server (Open Inference Protocol v2).
     Serve(modelpilot::serve::ServeArgs),
+    /// Print a model's inputs and outputs (JSON), also into the termination message file.
+    Signature(modelpilot::serve::signature::SignatureArgs),
     /// Print the CustomResourceDefinition YAML generated from the Rust types.
     Crd,
 }
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Controller(args) => modelpilot::controller::main(args),
         Command::Serve(args) => modelpilot::serve::main(args),
+        Command::Signature(args) => modelpilot::serve::signature::main(args),
         Command::Crd => modelpilot::api::crd_yaml().map(|yaml| print!("{yaml}")),
     };
     match result {

@@ -156,15 +156,7 @@ impl ServeArgs {
 
     /// Download limits and cache location.
     pub fn source_limits(&self) -> SourceLimits {
-        let cache_dir = self.cache_dir.clone().unwrap_or_else(|| {
-            let base = std::env::var_os("MODELPILOT_CACHE")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/modelpilot"))
-                })
-                .unwrap_or_else(std::env::temp_dir);
-            base.join("models")
-        });
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
         SourceLimits {
             cache_dir,
             max_bytes: self.max_model_bytes,
@@ -172,6 +164,16 @@ impl ServeArgs {
             timeout: Duration::from_secs(self.download_timeout_secs),
         }
     }
+}
+
+/// Where downloaded models go without `--cache-dir`: `$MODELPILOT_CACHE/models`, else
+/// `~/.cache/modelpilot/models`, else `models` in the temporary directory.
+pub fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("MODELPILOT_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/modelpilot")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("models")
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod ort_values;
 pub mod protocol;
 pub mod shutdown;
+pub mod signature;
 pub mod source;
 pub mod tensor;
 pub mod termination;
@@ -135,23 +136,19 @@ async fn load_model(
     state: &AppState,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let path = source::fetch(
-        &args.model_uri,
-        args.sha256.as_deref(),
-        &args.source_limits(),
-    )
-    .await?;
     let session_config = args.session_config();
     let workers = session_config.workers;
-    let (name, version) = (state.model_name.clone(), state.model_version.clone());
-    let model = tokio::task::spawn_blocking(move || -> anyhow::Result<Model> {
-        let env = model::init_runtime()?;
-        let model = Model::load(&env, &path, &name, &version, &session_config)?;
-        model.warm_up()?;
-        Ok(model)
-    })
-    .await
-    .context("model loading task failed")??;
+    let model = fetch_and_load(
+        &ModelFile {
+            uri: &args.model_uri,
+            sha256: args.sha256.as_deref(),
+            limits: args.source_limits(),
+        },
+        session_config,
+        (&state.model_name, &state.model_version),
+        true,
+    )
+    .await?;
     if let Some(profile) = profile {
         check_profile(profile, &model.info)?;
     }
@@ -185,6 +182,37 @@ async fn load_model(
         "model ready"
     );
     Ok(())
+}
+
+/// Where a model file comes from: the `--model-uri`, `--sha256` and download flags.
+#[derive(Clone, Debug)]
+pub struct ModelFile<'a> {
+    pub uri: &'a str,
+    pub sha256: Option<&'a str>,
+    pub limits: source::SourceLimits,
+}
+
+/// Fetches the model file (download into the cache, SHA-256 check) and loads it into ONNX
+/// Runtime on a blocking thread, then runs the warm-up when `warm_up` is set. The one path by
+/// which `serve` and `signature` read a model, so both accept and refuse the same files.
+pub async fn fetch_and_load(
+    file: &ModelFile<'_>,
+    session_config: model::SessionConfig,
+    (name, version): (&str, &str),
+    warm_up: bool,
+) -> anyhow::Result<Model> {
+    let path = source::fetch(file.uri, file.sha256, &file.limits).await?;
+    let (name, version) = (name.to_owned(), version.to_owned());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Model> {
+        let env = model::init_runtime()?;
+        let model = Model::load(&env, &path, &name, &version, &session_config)?;
+        if warm_up {
+            model.warm_up()?;
+        }
+        Ok(model)
+    })
+    .await
+    .context("model loading task failed")?
 }
 
 /// Fail start-up, before readiness, when the baseline profile names inputs or columns the

@@ -64,16 +64,26 @@ impl Target {
 
     /// Write the message for `err`; a failure is logged at debug level and otherwise ignored.
     pub fn write(&self, err: &anyhow::Error) {
-        let text = message(err);
-        let written = std::fs::OpenOptions::new()
+        if let Err(io) = self.write_text(&message(err)) {
+            tracing::debug!(path = %self.path.display(), "termination message not written: {io}");
+        }
+    }
+
+    /// Write `text`, cut to [`MAX_BYTES`] on a character boundary, in place of the file's
+    /// content (for a successful run's result, e.g. `modelpilot signature`).
+    pub fn write_text(&self, text: &str) -> std::io::Result<()> {
+        std::fs::OpenOptions::new()
             .write(true)
             .truncate(true)
             .create(self.create)
             .open(&self.path)
-            .and_then(|mut file| file.write_all(text.as_bytes()));
-        if let Err(io) = written {
-            tracing::debug!(path = %self.path.display(), "termination message not written: {io}");
-        }
+            .and_then(|mut file| file.write_all(truncate(text, MAX_BYTES).as_bytes()))
+    }
+
+    /// Whether this is the default path and it does not exist: not in a pod, so there is
+    /// nobody to read the message and nothing is written.
+    pub fn absent_default(&self) -> bool {
+        !self.create && !self.path.exists()
     }
 }
 
