@@ -10,6 +10,7 @@ pub mod labels;
 pub mod route;
 pub mod server;
 pub mod service;
+pub mod signature_job;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
