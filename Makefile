@@ -20,13 +20,23 @@ MODELPILOT_BIN := target/$(PROFILE)/modelpilot
 CRD_FILE := crds/modelpilot.io_modeldeployments.yaml
 CHART_CRD_DIR := charts/modelpilot/crds
 
-.PHONY: help build tools cluster-up cluster-down crds lint test demo demo-down bench
+.PHONY: help build plugin tools cluster-up cluster-down crds lint test demo demo-down bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## Build the modelpilot binary (PROFILE=debug|release)
 	cargo build $(CARGO_PROFILE_FLAG) --bin modelpilot
+
+# The kubectl plugin is the modelpilot binary started as `kubectl-modelpilot`: kubectl runs it for
+# `kubectl modelpilot <verb> NAME` once it is on the PATH. The symlink goes next to the binary, or
+# into BINDIR (e.g. `make plugin BINDIR=~/.local/bin`). `modelpilot plugin …` needs no link.
+plugin: build ## Link kubectl-modelpilot to the binary, next to it or in BINDIR=dir
+	@dir="$(abspath $(or $(BINDIR),$(dir $(MODELPILOT_BIN))))"; \
+	mkdir -p "$$dir"; \
+	ln -sfn "$(abspath $(MODELPILOT_BIN))" "$$dir/kubectl-modelpilot"; \
+	echo "$$dir/kubectl-modelpilot -> $(abspath $(MODELPILOT_BIN))"; \
+	case ":$$PATH:" in *":$$dir:"*) ;; *) echo "add $$dir to PATH, then run: kubectl modelpilot status NAME";; esac
 
 tools: ## Build the control-plane binaries into .cluster/bin (cached per version)
 	hack/cluster/build.sh

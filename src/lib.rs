@@ -5,6 +5,7 @@
 pub mod api;
 pub mod build;
 pub mod controller;
+pub mod plugin;
 pub mod rollout;
 pub mod serve;
 pub mod telemetry;

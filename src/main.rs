@@ -1,5 +1,6 @@
 //! The `modelpilot` binary: one executable for the operator (`controller`), the
-//! inference server injected into every model pod (`serve`) and the CRD generator (`crd`).
+//! inference server injected into every model pod (`serve`), the CRD generator (`crd`) and the
+//! kubectl plugin (`plugin`, or started as `kubectl-modelpilot`).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -24,15 +25,22 @@ enum Command {
     Signature(modelpilot::serve::signature::SignatureArgs),
     /// Print the CustomResourceDefinition YAML generated from the Rust types.
     Crd,
+    /// The kubectl plugin (`kubectl modelpilot …`) without its symlink: rollout verbs and views.
+    Plugin(modelpilot::plugin::PluginArgs),
 }
 
 fn main() -> ExitCode {
+    // Started as `kubectl-modelpilot` (kubectl runs it for `kubectl modelpilot …`).
+    if modelpilot::plugin::invoked_as_plugin() {
+        return modelpilot::plugin::main(modelpilot::plugin::parse_plugin_command_line());
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Controller(args) => modelpilot::controller::main(args),
         Command::Serve(args) => modelpilot::serve::main(args),
         Command::Signature(args) => modelpilot::serve::signature::main(args),
         Command::Crd => modelpilot::api::crd_yaml().map(|yaml| print!("{yaml}")),
+        Command::Plugin(args) => return modelpilot::plugin::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
