@@ -1,7 +1,8 @@
 //! `/metrics` of the real `modelpilot serve` binary: the request, latency, batch, readiness
 //! and prediction families carry exactly the counts of the traffic sent; the page passes
-//! `promtool check metrics`; content negotiation serves OpenMetrics to Prometheus; and the
-//! drift histograms put each input value into the bin the baseline profile defines.
+//! `promtool check metrics`; content negotiation serves OpenMetrics to Prometheus; the drift
+//! histograms put each input value into the bin the baseline profile defines and export the
+//! profile's share of each bin; labelled rows are counted by (true, predicted) label, escaped.
 
 mod observe_support;
 mod serve_support;
@@ -216,13 +217,30 @@ async fn drift_histograms_bin_inputs_like_the_profile() {
     let (status, body) = post(
         &server.base,
         "/v2/models/iris/infer",
-        &iris_request(&rows, None),
+        &iris_request(&rows, Some("drift-1")),
     )
     .await;
+    assert_eq!(status, 200, "{body}");
+    // Labels with characters that need escaping on the page (the confusion counters).
+    let labels = json!({"id": "drift-1", "labels": ["a\"b", "c\\d", "e\nf", 0]});
+    let (status, body) = post(&server.base, "/v2/models/iris/feedback", &labels).await;
     assert_eq!(status, 200, "{body}");
 
     let (_, page) = scrape(&server.base, None).await;
     let s = parse(&page);
+    if let Some((ok, output)) = promtool_check(&page) {
+        assert!(ok, "promtool check metrics failed:\n{output}\n{page}");
+    }
+    assert_eq!(
+        sum(&s, "modelpilot_feedback_labels_total", &[]),
+        4.0,
+        "one labelled row per row"
+    );
+    assert_eq!(
+        find(&s, "modelpilot_feedback_labels_total", &[("label", "a\"b")]).len(),
+        1,
+        "{page}"
+    );
     for (i, feature) in features.iter().enumerate() {
         let name = feature["name"].as_str().expect("name");
         let e = edges(i);
@@ -247,6 +265,38 @@ async fn drift_histograms_bin_inputs_like_the_profile() {
         );
         let mean = value(&s, "modelpilot_feature_baseline_mean", &[("feature", name)]);
         assert!((mean - feature["mean"].as_f64().expect("mean")).abs() < 1e-9);
+        // The baseline shares, per bin, for windowed PSI: the profile's counts normalised.
+        let counts: Vec<f64> = feature["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        let total: f64 = counts.iter().sum();
+        let mut shares: Vec<(f64, f64)> = find(
+            &s,
+            "modelpilot_feature_baseline_proportion",
+            &[("feature", name)],
+        )
+        .iter()
+        .map(|p| {
+            let bound = p.labels["upper_bound"]
+                .parse::<f64>()
+                .unwrap_or(f64::INFINITY);
+            (bound, p.value)
+        })
+        .collect();
+        shares.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let bounds = e.iter().copied().chain([f64::INFINITY]);
+        let want: Vec<(f64, f64)> = bounds.zip(counts.iter().map(|c| c / total)).collect();
+        assert_eq!(shares.len(), want.len(), "feature {name}");
+        for (got, want) in shares.iter().zip(&want) {
+            assert_eq!(got.0, want.0, "feature {name}");
+            assert!(
+                (got.1 - want.1).abs() < 1e-12,
+                "feature {name}: {got:?} vs {want:?}"
+            );
+        }
         let psi = value(&s, "modelpilot_feature_drift_psi", &[("feature", name)]);
         assert!(
             psi > 0.5,

@@ -243,8 +243,41 @@ impl Collector for DriftObserver {
             .iter()
             .filter_map(|f| Some((f.name.as_str(), f.std?)));
         let help = "Training-time standard deviation of the feature.";
-        encode_gauges(&mut encoder, "feature_baseline_std", help, stds)
+        encode_gauges(&mut encoder, "feature_baseline_std", help, stds)?;
+        encode_baseline_proportions(&mut encoder, features)
     }
+}
+
+/// `feature_baseline_proportion{feature, upper_bound}`: the training-time share of each bin
+/// (not cumulative; `upper_bound` is the bin's upper edge, the `le` of the same bin on
+/// `feature_value_bucket` — a gauge may not carry an `le` label), so a reader can compute the
+/// PSI of any window of the live histogram, not only the since-start one.
+fn encode_baseline_proportions(
+    encoder: &mut DescriptorEncoder,
+    features: &[Feature],
+) -> Result<(), std::fmt::Error> {
+    let with_baseline: Vec<(&Feature, &Vec<f64>)> = features
+        .iter()
+        .filter_map(|f| Some((f, f.baseline.as_ref()?)))
+        .collect();
+    if with_baseline.is_empty() {
+        return Ok(());
+    }
+    let help = "Training-time share of the feature's values in the bin ending at le.";
+    let mut metric =
+        encoder.encode_descriptor("feature_baseline_proportion", help, None, MetricType::Gauge)?;
+    for (feature, proportions) in with_baseline {
+        let edges = feature.histogram.edges.iter().map(|e| format!("{e:?}"));
+        let les = edges.chain(std::iter::once("+Inf".to_string()));
+        for (le, share) in les.zip(proportions) {
+            let labels = [
+                ("feature", feature.name.as_str()),
+                ("upper_bound", le.as_str()),
+            ];
+            ConstGauge::new(*share).encode(metric.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// Encodes one gauge family labelled by `feature`; nothing at all when `values` is empty.

@@ -17,7 +17,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::scores::{Average, RollingScores, Scores};
+use super::{
+    confusion::{Confusion, DEFAULT_MAX_LABELS},
+    scores::{Average, RollingScores, Scores},
+};
 
 /// Longest request id remembered, in bytes (ids are client-chosen; memory stays bounded).
 pub const MAX_ID_LEN: usize = 256;
@@ -178,6 +181,7 @@ pub struct FeedbackTracker {
     seq: u64,
     rows: usize,
     scores: RollingScores,
+    confusion: Confusion,
     counters: FeedbackCounters,
 }
 
@@ -200,8 +204,15 @@ impl FeedbackTracker {
             seq: 0,
             rows: 0,
             scores,
+            confusion: Confusion::new(DEFAULT_MAX_LABELS),
             counters: FeedbackCounters::default(),
         }
+    }
+
+    /// Caps the distinct labels of the confusion counters (see [`Confusion`]).
+    pub fn with_max_labels(mut self, max_labels: usize) -> Self {
+        self.confusion = Confusion::new(max_labels);
+        self
     }
 
     /// Remembers the predicted labels of request `id` (replacing an earlier one with that id).
@@ -265,6 +276,7 @@ impl FeedbackTracker {
             self.rows -= pending.labels.len();
             accepted_rows += pending.labels.len();
             for (predicted, actual) in pending.labels.into_iter().zip(item.labels.iter()) {
+                self.confusion.record(actual, &predicted);
                 self.scores.push(predicted, actual.clone());
             }
         }
@@ -283,6 +295,11 @@ impl FeedbackTracker {
     /// Window capacity in rows.
     pub fn window(&self) -> usize {
         self.scores.capacity()
+    }
+
+    /// Labelled rows so far by `(true label, predicted label)`, sorted.
+    pub fn confusion(&self) -> Vec<((String, String), u64)> {
+        self.confusion.counts()
     }
 
     /// Counters for the metrics page.

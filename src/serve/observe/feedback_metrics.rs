@@ -1,5 +1,6 @@
 //! Exports the label feedback tracker at scrape time: rolling accuracy, precision, recall
-//! and F1, the window fill, and how much feedback arrived, was unmatched or expired.
+//! and F1, the window fill, how much feedback arrived, was unmatched or expired, and the
+//! labelled rows by true and predicted label (counters canary analysis can difference).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -9,7 +10,7 @@ use prometheus_client::{
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
-use super::feedback::FeedbackTracker;
+use super::{confusion::escape_label_value, feedback::FeedbackTracker};
 
 /// Scrape-time view of a shared [`FeedbackTracker`].
 #[derive(Debug)]
@@ -34,9 +35,15 @@ fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> s
 
 impl Collector for FeedbackCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let (scores, counters, window) = {
+        let (scores, counters, window, confusion) = {
             let tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
-            (tracker.scores(), tracker.counters(), tracker.window())
+            let confusion = tracker.confusion();
+            (
+                tracker.scores(),
+                tracker.counters(),
+                tracker.window(),
+                confusion,
+            )
         };
         let e = &mut encoder;
         if let Some(s) = scores {
@@ -74,6 +81,29 @@ impl Collector for FeedbackCollector {
         let help = "Feedback refused because its request id was unknown or expired.";
         counter(e, "feedback_unmatched", help, counters.unmatched)?;
         let help = "Remembered predictions dropped, oldest first, to bound memory.";
-        counter(e, "feedback_evicted", help, counters.evicted)
+        counter(e, "feedback_evicted", help, counters.evicted)?;
+        encode_confusion(e, &confusion)
     }
+}
+
+/// `feedback_labels_total{label, predicted}`; nothing before the first labelled row.
+fn encode_confusion(
+    encoder: &mut DescriptorEncoder,
+    confusion: &[((String, String), u64)],
+) -> std::fmt::Result {
+    if confusion.is_empty() {
+        return Ok(());
+    }
+    let help = "Labelled rows by true label and predicted label (rare labels are __other__).";
+    let mut metric =
+        encoder.encode_descriptor("feedback_labels", help, None, MetricType::Counter)?;
+    for ((actual, predicted), rows) in confusion {
+        let (actual, predicted) = (escape_label_value(actual), escape_label_value(predicted));
+        let labels = [
+            ("label", actual.as_str()),
+            ("predicted", predicted.as_str()),
+        ];
+        ConstCounter::new(*rows).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }

@@ -49,7 +49,8 @@ pub struct ServeMetricsConfig {
     /// Sizes of the label feedback tracker. When the profile names a `positive_label` and
     /// `feedback.average` is [`Average::Macro`], the binary scores of that class are used.
     pub feedback: FeedbackConfig,
-    /// Most distinct predicted-class series exported.
+    /// Most distinct predicted-class series exported (and most distinct labels of the
+    /// feedback confusion counters).
     pub max_classes: usize,
     /// Feed the drift histograms from every n-th request only (1 = every request).
     pub drift_sample_every: u64,
@@ -161,7 +162,9 @@ impl ServeMetrics {
             drift: Arc::new(DriftObserver::new(profile)),
             drift_seen: AtomicU64::new(0),
             drift_sample_every: config.drift_sample_every.max(1),
-            feedback: Arc::new(Mutex::new(FeedbackTracker::new(feedback_config))),
+            feedback: Arc::new(Mutex::new(
+                FeedbackTracker::new(feedback_config).with_max_labels(config.max_classes),
+            )),
         };
         register_all(&mut registry, &inner);
         let inner = Inner { registry, ..inner };

@@ -194,3 +194,79 @@ fn concurrent_observers_lose_no_count() {
     assert_eq!(classes, 4000.0);
     assert_eq!(count("modelpilot_feedback_pending_requests", ""), 4000.0);
 }
+
+#[test]
+fn baseline_proportions_are_exported_per_bin() {
+    let m = metrics_with_profile();
+    m.observe_inputs(&[tensor("x", &[1, 2], TensorData::Fp32(vec![0.5, 5.0]))]);
+    let page = m.encode().unwrap();
+    let series = |feature: &str, le: &str| {
+        format!(
+            r#"modelpilot_feature_baseline_proportion{{model="iris",model_version="3",feature="{feature}",upper_bound="{le}"}}"#
+        )
+    };
+    let rows = [
+        ("f0", "0.0", 0.25),
+        ("f0", "1.0", 0.5),
+        ("f0", "+Inf", 0.25),
+        ("f1", "10.0", 0.5),
+        ("f1", "+Inf", 0.5),
+    ];
+    for (feature, le, share) in rows {
+        assert_eq!(sample(&page, &series(feature, le)), Some(share), "{page}");
+    }
+}
+
+#[test]
+fn feedback_labels_count_the_confusion_matrix_with_escaped_labels() {
+    let mut config = ServeMetricsConfig::new("m", "1");
+    config.max_classes = 3;
+    let m = ServeMetrics::new(config);
+    let out = tensor("label", &[4], TensorData::Int64(vec![0, 1, 1, 2]));
+    m.observe_outputs(Some("a"), std::slice::from_ref(&out));
+    m.observe_outputs(Some("b"), &[out]);
+    assert!(!m.encode().unwrap().contains("feedback_labels"));
+    m.apply_feedback(br#"{"id": "a", "labels": [0, 1, 2, 2]}"#)
+        .unwrap();
+    m.apply_feedback(br#"{"id": "b", "labels": [0, "q\"x", 5, 6]}"#)
+        .unwrap();
+    let page = m.encode().unwrap();
+    let series = |label: &str, predicted: &str| {
+        format!(
+            r#"modelpilot_feedback_labels_total{{model="m",model_version="1",label="{label}",predicted="{predicted}"}}"#
+        )
+    };
+    // Labels 0, 1, 2 fill the cap of 3; "q\"x", 5 and 6 become __other__.
+    let rows = [
+        ("0", "0", 2.0),
+        ("1", "1", 1.0),
+        ("2", "1", 1.0),
+        ("2", "2", 1.0),
+        ("__other__", "1", 2.0),
+        ("__other__", "2", 1.0),
+    ];
+    for (label, predicted, rows) in rows {
+        assert_eq!(
+            sample(&page, &series(label, predicted)),
+            Some(rows),
+            "{page}"
+        );
+    }
+    let total: usize = page
+        .lines()
+        .filter(|l| l.starts_with("modelpilot_feedback_labels_total{"))
+        .count();
+    assert_eq!(total, 6);
+}
+
+#[test]
+fn feedback_label_values_are_escaped_on_the_page() {
+    let m = ServeMetrics::new(ServeMetricsConfig::new("m", "1"));
+    let out = tensor("label", &[1], TensorData::Int64(vec![1]));
+    m.observe_outputs(Some("a"), &[out]);
+    m.apply_feedback(br#"{"id": "a", "labels": ["q\"x\\y\nz"]}"#)
+        .unwrap();
+    let page = m.encode().unwrap();
+    let want = r#"modelpilot_feedback_labels_total{model="m",model_version="1",label="q\"x\\y\nz",predicted="1"} 1"#;
+    assert!(page.lines().any(|l| l == want), "{page}");
+}

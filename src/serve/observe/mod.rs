@@ -40,11 +40,14 @@
 //! | `modelpilot_feature_value` | histogram | `feature` | live inputs, baseline bins |
 //! | `modelpilot_feature_drift_psi` | gauge | `feature` | PSI of live inputs vs baseline |
 //! | `modelpilot_feature_baseline_mean`, `_std` | gauge | `feature` | training-time statistics |
+//! | `modelpilot_feature_baseline_proportion` | gauge | `feature`, `upper_bound` | training-time share of the bin ending at `upper_bound` (the bucket's `le`; not cumulative) |
 //! | `modelpilot_feedback_accuracy`, `_precision`, `_recall`, `_f1` | gauge | | over the labelled window |
 //! | `modelpilot_feedback_window_rows`, `_window_capacity_rows` | gauge | | window fill and size |
 //! | `modelpilot_feedback_pending_requests` | gauge | | predictions awaiting labels |
 //! | `modelpilot_feedback_rows_total`, `_unmatched_total`, `_evicted_total` | counter | | feedback flow |
+//! | `modelpilot_feedback_labels_total` | counter | `label`, `predicted` | labelled rows by true and predicted label (capped, rest `__other__`) |
 
+pub mod confusion;
 pub mod drift;
 pub mod exposition;
 pub mod feedback;
