@@ -2,6 +2,7 @@
 //! and the integration tests in `tests/` drive the same code.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod api;
 pub mod build;
 pub mod controller;
