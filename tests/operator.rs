@@ -29,6 +29,31 @@ async fn apply(api: &Api<ModelDeployment>, obj: &ModelDeployment) -> ModelDeploy
     .expect("apply ModelDeployment")
 }
 
+/// The Deployment of the revision `status.revision` names (one Deployment per revision).
+async fn revision_deployment(
+    mdeps: &Api<ModelDeployment>,
+    deployments: &Api<Deployment>,
+    name: &str,
+) -> Deployment {
+    let md = wait_for(mdeps, name, WAIT, |o: Option<&ModelDeployment>| {
+        o.and_then(|o| o.status.as_ref())
+            .is_some_and(|s| s.revision.is_some())
+    })
+    .await;
+    let rev = md
+        .status
+        .and_then(|s| s.revision)
+        .map(|r| r.name)
+        .unwrap_or_default();
+    wait_for(
+        deployments,
+        &format!("{name}-{rev}"),
+        WAIT,
+        conditions::is_created(),
+    )
+    .await
+}
+
 fn revision_label(d: &Deployment) -> Option<String> {
     d.spec
         .template
@@ -65,7 +90,8 @@ async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
         let name = mdep.name_any();
 
         // Children appear with the server and owner references.
-        let d = wait_for(&deployments, &name, WAIT, conditions::is_created()).await;
+        let d = revision_deployment(&mdeps, &deployments, &name).await;
+        let (first_deployment, first_uid) = (d.name_any(), d.uid().unwrap_or_default());
         let pod = d.spec.template.spec.clone().unwrap_or_default();
         assert!(
             pod.containers.iter().any(|c| c.name == SERVER),
@@ -125,11 +151,13 @@ async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
         let new_revision = status.revision.clone().expect("revision");
         assert_ne!(new_revision.name, first_revision.name);
         assert_eq!(new_revision.version.as_deref(), Some("2"));
-        let d = deployments.get(&name).await.expect("deployment");
+        let d = revision_deployment(&mdeps, &deployments, &name).await;
         assert_eq!(
             revision_label(&d).as_deref(),
             Some(new_revision.name.as_str())
         );
+        // The first revision's Deployment was pruned once the new one was ready.
+        wait_gone(&deployments, &first_deployment, &first_uid, WAIT).await;
         let degraded_now = status
             .conditions
             .iter()
@@ -146,7 +174,8 @@ async fn minimal_example_reconciles_to_ready_rolls_and_is_garbage_collected() {
             .delete(&name, &DeleteParams::foreground())
             .await
             .expect("delete");
-        wait_gone(&deployments, &name, &uid, WAIT).await;
+        let d_name = d.name_any();
+        wait_gone(&deployments, &d_name, &uid, WAIT).await;
         let svc_uid = svc.uid().unwrap_or_default();
         wait_gone(&services, &name, &svc_uid, WAIT).await;
     })
@@ -170,7 +199,7 @@ async fn template_gets_a_native_sidecar_and_pods_become_ready() {
         apply(&mdeps, &simulated(mdep)).await;
         let ready = wait_for(&mdeps, "gateway", WAIT, has_condition("Ready", "True")).await;
         assert_eq!(ready.status.as_ref().map(|s| s.ready_replicas), Some(2));
-        let d: Deployment = ns.api().get("gateway").await.expect("deployment");
+        let d = revision_deployment(&mdeps, &ns.api(), "gateway").await;
         let pod = d.spec.template.spec.unwrap_or_default();
         let sidecar = pod
             .init_containers
@@ -244,7 +273,15 @@ async fn scale_subresource_drives_the_deployment() {
             read.status.map(|s| (s.replicas, s.selector)),
             Some((3, Some(format!("modelpilot.io/name={name}"))))
         );
-        let d: Deployment = ns.api().get(&name).await.expect("deployment");
+        let deployments: Api<Deployment> = ns.api();
+        let d = revision_deployment(&mdeps, &deployments, &name).await;
+        let d = wait_for(
+            &deployments,
+            &d.name_any(),
+            WAIT,
+            |o: Option<&Deployment>| o.is_some_and(|d| d.spec.replicas == Some(3)),
+        )
+        .await;
         assert_eq!(d.spec.replicas, Some(3));
     })
     .await;

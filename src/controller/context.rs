@@ -1,5 +1,5 @@
 //! What every reconcile shares: the client, defaults, the event recorder, metrics, the pod
-//! health deadline, and the per-object failure counts that drive retry backoff.
+//! health deadline, the analysis measurer, and the per-object failure counts that drive retry backoff.
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
@@ -16,6 +16,10 @@ pub struct Context {
     pub metrics: ControllerMetrics,
     /// How long a pod may stay not ready before the ModelDeployment is Degraded for it.
     pub pod_not_ready_deadline: Duration,
+    /// Measures canary analysis metrics (keeps the recent scrapes of each pod).
+    pub analyzer: crate::analysis::Analyzer,
+    /// Reads model metadata from inference pods (the stable model's signature).
+    pub http: reqwest::Client,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -48,6 +52,11 @@ impl Context {
             recorder,
             metrics,
             pod_not_ready_deadline,
+            analyzer: crate::analysis::Analyzer::default(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()
+                .unwrap_or_default(),
             failures: Mutex::default(),
         }
     }

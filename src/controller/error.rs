@@ -31,6 +31,18 @@ pub enum Error {
     },
 
     /// Any other API failure (unreachable server, timeout, 5xx, RBAC): retried with backoff.
+    /// The user's HTTPRoute cannot carry the rollout's weights (retried: the route may be fixed).
+    #[error("{0}")]
+    Route(#[from] crate::build::route::RouteError),
+
+    /// `spec.rollout.traffic.httpRoute` names a route that does not exist (yet).
+    #[error("HTTPRoute {0} not found (spec.rollout.traffic.httpRoute)")]
+    RouteMissing(String),
+
+    /// The reconcile task panicked or was cancelled (a bug; retried with backoff).
+    #[error("reconcile task failed: {0}")]
+    Internal(String),
+
     #[error("{stage} {kind} {name}: {source}")]
     Api {
         stage: &'static str,
@@ -77,6 +89,9 @@ impl Error {
             Self::Spec(_) => "InvalidSpec",
             Self::Rejected { .. } => "ChildRejected",
             Self::Conflict { .. } => "Conflict",
+            Self::Route(e) => e.reason(),
+            Self::RouteMissing(_) => "HTTPRouteNotFound",
+            Self::Internal(_) => "InternalError",
             Self::Api { .. } => "ApiError",
         }
     }

@@ -5,11 +5,13 @@
 //! `crate::build` (pure), `reconcile` (apply and status I/O), `status` (pure status decisions),
 //! `pods` (pure pod health), `events`, and `error` (what a failure means for retrying).
 
+pub mod apply;
 pub mod context;
 pub mod error;
 pub mod events;
 mod health;
 pub mod leader;
+pub mod observe;
 pub mod pods;
 pub mod reconcile;
 pub mod status;
@@ -20,6 +22,7 @@ use anyhow::Context as _;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::{
     apps::v1::Deployment,
+    batch::v1::Job,
     core::v1::{Pod, Service},
 };
 use kube::{
@@ -185,14 +188,16 @@ pub struct RunConfig {
 
 /// Run the controller until `stop` is cancelled, then let running reconciles finish.
 pub async fn run(client: Client, config: RunConfig, stop: CancellationToken) -> anyhow::Result<()> {
-    let (mdeps, deployments, services, pods) = match &config.namespace {
+    let (mdeps, deployments, services, pods, jobs) = match &config.namespace {
         Some(ns) => (
             Api::<ModelDeployment>::namespaced(client.clone(), ns),
             Api::<Deployment>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
             Api::<Pod>::namespaced(client.clone(), ns),
+            Api::<Job>::namespaced(client.clone(), ns),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
@@ -221,6 +226,10 @@ pub async fn run(client: Client, config: RunConfig, stop: CancellationToken) -> 
     let controller = Controller::new(mdeps, watcher::Config::default().any_semantic())
         .owns(deployments, children.clone())
         .owns(services, children)
+        .owns(
+            jobs,
+            watcher::Config::default().labels(crate::build::labels::SIGNATURE_OF),
+        )
         .watches(pods, our_pods, |pod| pods::owner_of(&pod))
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)

@@ -261,7 +261,7 @@ fn condition<'a>(
         .find(|c| c.type_ == type_)
 }
 
-fn is_ready(pod: &Pod) -> bool {
+pub fn is_ready(pod: &Pod) -> bool {
     condition(pod, "Ready").is_some_and(|c| c.status == "True")
 }
 

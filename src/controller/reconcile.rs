@@ -1,42 +1,38 @@
-//! The reconcile pipeline: fetch → validate → build → apply → observe pods → status.
+//! The reconcile pipeline: fetch → validate → observe → plan → apply → status.
 //!
-//! Only the apply, pod listing and status stages touch the API; validation, building and pod
-//! health are pure functions (see `validate.rs`, `crate::build` and `pods.rs`). Children are written with server-side apply under one
-//! field manager, so a reconcile that changes nothing writes nothing new, and a field another
-//! manager owns is taken back deliberately (`force`). Status is patched only when it changed.
+//! Only the fetch, observe (`observe.rs`), apply (`apply.rs`) and status stages touch the API;
+//! validation (`crate::validate`), the plan (`crate::rollout::plan`), building (`crate::build`)
+//! and pod health (`pods.rs`) are pure functions. Children are written with server-side apply
+//! under one field manager, so a reconcile that changes nothing writes nothing new. Status is
+//! patched only when it changed, conditional on the resourceVersion the reconcile started from.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::{
-    apps::v1::Deployment,
-    core::v1::{Pod, Service},
-};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
+    api::{Patch, PatchParams},
     runtime::controller::Action,
 };
-use serde::{Serialize, de::DeserializeOwned};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{
+    apply,
     context::Context,
     error::Error,
-    events,
+    events, observe,
     pods::{self, PodProblem},
     status::{self, Observation},
 };
 use crate::{
     api::{ModelDeployment, ModelDeploymentStatus},
-    build::{self, FIELD_MANAGER},
+    build::FIELD_MANAGER,
+    rollout::plan::{self, Plan},
     validate::{ValidSpec, validate},
 };
-
-/// How often a healthy object is looked at again even when nothing changes.
-const RESYNC: Duration = Duration::from_secs(300);
 
 fn key(obj: &ModelDeployment) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
@@ -46,7 +42,16 @@ fn key(obj: &ModelDeployment) -> String {
 pub async fn reconcile(obj: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = info_span!("reconcile", name = %obj.name_any(), namespace = %obj.namespace().unwrap_or_default());
     let started = Instant::now();
-    let result = pipeline(&obj, &ctx).instrument(span).await;
+    // A task of its own: the pipeline is polled from the scheduler's shallow stack rather than
+    // deep inside the controller's stream machinery, and a panic in it fails this reconcile only.
+    let task = tokio::spawn({
+        let (obj, ctx) = (obj.clone(), ctx.clone());
+        async move { pipeline(&obj, &ctx).await }.instrument(span)
+    });
+    let result = match task.await {
+        Ok(result) => result,
+        Err(join) => Err(Error::Internal(join.to_string())),
+    };
     ctx.metrics
         .observe(started.elapsed(), result.as_ref().err().map(Error::reason));
     if result.is_ok() {
@@ -77,116 +82,93 @@ pub fn error_policy(obj: Arc<ModelDeployment>, err: &Error, ctx: Arc<Context>) -
     Action::requeue(delay)
 }
 
-async fn pipeline(obj: &ModelDeployment, ctx: &Context) -> Result<Action, Error> {
+async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Error> {
+    // Decide from the latest status, never from a cache that may lag behind our own last write:
+    // that is what keeps each step and each request carried out once.
+    let api: Api<ModelDeployment> =
+        Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
+    let Some(obj) = api
+        .get_opt(&cached.name_any())
+        .await
+        .map_err(|e| Error::from_kube("fetch", "ModelDeployment", &cached.name_any(), e))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let obj = &obj;
     let valid = match validate(obj, &ctx.defaults) {
         Ok(valid) => valid,
         Err(spec_error) => {
             let err = Error::Spec(spec_error);
-            let deployment = fetch_deployment(obj, ctx).await?;
-            write_status(obj, ctx, None, deployment.as_ref(), Some(&err), None).await?;
+            write_status(obj, ctx, None, None, Some(&err), None, None).await?;
             return Err(err);
         }
     };
-    let children = build::Children {
-        deployment: Some(build::deployment::build(
-            &valid,
-            build::labels::Track::Stable,
-            valid.replicas,
-        )),
-        services: vec![build::service::build(&valid, None)],
-    };
-    let applied = match apply_children(ctx, &valid, children).await {
-        Ok(deployment) => deployment,
-        Err(err) if err.is_permanent() => {
-            let deployment = fetch_deployment(obj, ctx).await?;
-            let deployment = deployment.as_ref();
-            write_status(obj, ctx, Some(&valid), deployment, Some(&err), None).await?;
-            return Err(err);
-        }
-        Err(err) => return Err(err),
-    };
-    let pods = list_pods(ctx, &valid).await?;
+    let status = obj.status.clone().unwrap_or_default();
+    let cluster = observe::cluster(ctx, &valid).await?;
     let now = status::now();
+    let observed = Box::pin(observe::observed(ctx, &valid, &status, &cluster, &now)).await?;
+    let mut plan = plan::plan(&valid, &status, &observed);
+    if let Some(target) = &plan.rollback_to {
+        plan.rollout.fast_track = revision_with_model(obj, ctx, target);
+    }
+    let aggregate = observe::aggregate(&cluster, &valid);
+    if let Err(err) = Box::pin(apply::carry_out(ctx, &valid, &plan, &cluster)).await {
+        if err.is_permanent() || matches!(err, Error::Route(_) | Error::RouteMissing(_)) {
+            let plan = Some(&plan);
+            write_status(
+                obj,
+                ctx,
+                Some(&valid),
+                aggregate.as_ref(),
+                Some(&err),
+                None,
+                plan,
+            )
+            .await?;
+        }
+        return Err(err);
+    }
+    let pods = cluster
+        .pods
+        .get(&valid.revision)
+        .cloned()
+        .unwrap_or_default();
     let deadline = ctx.pod_not_ready_deadline;
     let problem = pods::pod_health(&pods, &now, deadline);
     write_status(
         obj,
         ctx,
         Some(&valid),
-        Some(&applied),
+        aggregate.as_ref(),
         None,
         problem.as_ref(),
+        Some(&plan),
     )
     .await?;
+    ctx.metrics.rollout(
+        &valid.owner.namespace,
+        &valid.owner.name,
+        plan.rollout.phase,
+        plan.rollout.applied_weight,
+    );
     // A pod on its way to the not-ready deadline changes nothing when it gets there: look again.
-    let next = pods::recheck_in(&pods, &now, deadline)
-        .map_or(RESYNC, |left| (left + Duration::from_secs(1)).min(RESYNC));
+    let next = pods::recheck_in(&pods, &now, deadline).map_or(plan.requeue, |left| {
+        (left + Duration::from_secs(1)).min(plan.requeue)
+    });
     Ok(Action::requeue(next))
 }
 
-/// The pods of the current revision (older revisions' pods are on their way out).
-async fn list_pods(ctx: &Context, valid: &ValidSpec) -> Result<Vec<Pod>, Error> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &valid.owner.namespace);
-    let selector = build::labels::selector_string(&build::labels::revision_selector(valid));
-    api.list(&ListParams::default().labels(&selector))
-        .await
-        .map(|list| list.items)
-        .map_err(|e| Error::from_kube("observe", "Pod", &valid.owner.name, e))
-}
-
-async fn fetch_deployment(
+/// The revision the spec would have with `target`'s model: a rollback's fast track.
+fn revision_with_model(
     obj: &ModelDeployment,
     ctx: &Context,
-) -> Result<Option<Deployment>, Error> {
-    let name = obj.name_any();
-    let api: Api<Deployment> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let name = match validate(obj, &ctx.defaults) {
-        Ok(v) => build::deployment::name(&name, &v.revision),
-        Err(_) => name,
-    };
-    api.get_opt(&name)
-        .await
-        .map_err(|e| Error::from_kube("fetch", "Deployment", &name, e))
-}
-
-/// Server-side apply one child under our field manager.
-async fn apply<K>(ctx: &Context, kind: &'static str, namespace: &str, child: &K) -> Result<K, Error>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug,
-    <K as Resource>::DynamicType: Default,
-{
-    let name = child.meta().name.clone().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(child),
-    )
-    .await
-    .map_err(|e| Error::from_kube("apply", kind, &name, e))
-}
-
-async fn apply_children(
-    ctx: &Context,
-    valid: &ValidSpec,
-    children: build::Children,
-) -> Result<Deployment, Error> {
-    let ns = &valid.owner.namespace;
-    let Some(deployment) = &children.deployment else {
-        return Err(Error::Spec(crate::validate::SpecError::Metadata(
-            "deployment",
-        )));
-    };
-    let deployment = apply(ctx, "Deployment", ns, deployment).await?;
-    for service in &children.services {
-        apply::<Service>(ctx, "Service", ns, service).await?;
-    }
-    Ok(deployment)
+    target: &crate::api::RolloutRevision,
+) -> Option<String> {
+    let mut patched = obj.clone();
+    patched.spec.model.uri.clone_from(&target.uri);
+    patched.spec.model.sha256.clone_from(&target.sha256);
+    patched.spec.model.version.clone_from(&target.version);
+    validate(&patched, &ctx.defaults).ok().map(|v| v.revision)
 }
 
 /// Compute the status, patch it when it changed, and publish events for its transitions.
@@ -197,6 +179,7 @@ async fn write_status(
     deployment: Option<&Deployment>,
     error: Option<&Error>,
     pods: Option<&PodProblem>,
+    plan: Option<&Plan>,
 ) -> Result<(), Error> {
     let old = obj.status.clone().unwrap_or_default();
     let observation = Observation {
@@ -205,13 +188,26 @@ async fn write_status(
         deployment,
         error,
         pods,
+        plan,
     };
     let new = status::desired_status(&old, &observation, &status::now());
-    if new == old {
-        return Ok(());
+    if new != old {
+        patch_status(obj, ctx, &new).await?;
     }
-    patch_status(obj, ctx, &new).await?;
     let reference = obj.object_ref(&());
+    let rollout_notes = plan.map(|p| p.transitions.clone()).unwrap_or_default();
+    for t in rollout_notes {
+        let note = events::Note {
+            warning: t.warning,
+            reason: t.reason.into(),
+            action: "Rollout",
+            message: t.message,
+        };
+        info!(reason = %note.reason, "{}", note.message);
+        if let Err(err) = ctx.recorder.publish(&note.to_event(), &reference).await {
+            warn!("could not publish event {}: {err}", note.reason);
+        }
+    }
     for note in events::transitions(&old, &new) {
         info!(reason = %note.reason, "{}", note.message);
         if let Err(err) = ctx.recorder.publish(&note.to_event(), &reference).await {
@@ -229,9 +225,13 @@ async fn patch_status(
     let name = obj.name_any();
     let api: Api<ModelDeployment> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    // Conditional on the version read at the start of this reconcile: a second operator (an old
+    // leader that has not noticed yet) writing in between makes this fail with a conflict, and
+    // the reconcile starts again from what that one wrote.
     let body = serde_json::json!({
         "apiVersion": ModelDeployment::api_version(&()),
         "kind": ModelDeployment::kind(&()),
+        "metadata": {"resourceVersion": obj.resource_version()},
         "status": status,
     });
     match api

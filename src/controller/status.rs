@@ -21,10 +21,14 @@ use k8s_openapi::{
 };
 
 use super::{error::Error, pods::PodProblem};
-use crate::validate::ValidSpec;
 use crate::{
     api::{ConditionStatus, ModelDeploymentStatus, Phase, RevisionStatus, condition_types as ct},
     build::labels,
+};
+use crate::{
+    api::{RolloutPhase, RolloutSpec, RolloutStatus},
+    rollout::plan::Plan,
+    validate::ValidSpec,
 };
 
 /// What one reconcile saw.
@@ -39,6 +43,8 @@ pub struct Observation<'a> {
     pub error: Option<&'a Error>,
     /// The problem of the current revision's pods, if any.
     pub pods: Option<&'a PodProblem>,
+    /// The rollout plan of this reconcile (stable revision, rollout state, history).
+    pub plan: Option<&'a Plan>,
 }
 
 /// One condition before it gets its transition time.
@@ -300,7 +306,11 @@ pub fn desired_status(
         pods: obs.pods.cloned(),
         ..DeploymentView::of(d)
     });
-    let verdicts = conditions_for(view.as_ref(), obs.error);
+    let mut verdicts = conditions_for(view.as_ref(), obs.error);
+    let rollout = obs.plan.map(|p| &p.rollout).or(old.rollout.as_ref());
+    if let Some(r) = rollout {
+        rollout_conditions(&mut verdicts, r, obs.spec.and_then(|s| s.rollout.as_ref()));
+    }
     let conditions = merge_conditions(&old.conditions, &verdicts, obs.generation, now);
     let view = view.unwrap_or_default();
     ModelDeploymentStatus {
@@ -315,9 +325,91 @@ pub fn desired_status(
             .map(|s| labels::selector_string(&labels::service_selector(s)))
             .or_else(|| old.selector.clone()),
         revision: obs.spec.map(revision_of).or_else(|| old.revision.clone()),
-        stable: old.stable.clone(),
-        rollout: old.rollout.clone(),
-        history: old.history.clone(),
+        stable: obs
+            .plan
+            .map(|p| p.stable.clone())
+            .or_else(|| old.stable.clone()),
+        rollout: obs
+            .plan
+            .map(|p| p.rollout.clone())
+            .or_else(|| old.rollout.clone()),
+        history: obs
+            .plan
+            .map_or_else(|| old.history.clone(), |p| p.history.clone()),
+    }
+}
+
+/// Let a rollout speak in `Progressing` and `Degraded`: a running canary is progress (with its
+/// step and weight), a rolled-back candidate is a degradation until the spec changes or a retry.
+///
+/// ```
+/// use modelpilot::{api::{RolloutPhase, RolloutStatus}, controller::status::{conditions_for, rollout_conditions}};
+/// let mut verdicts = conditions_for(None, None);
+/// let r = RolloutStatus { phase: RolloutPhase::Progressing, current_step: 1, desired_weight: 20,
+///                         applied_weight: 20, ..Default::default() };
+/// rollout_conditions(&mut verdicts, &r, None);
+/// assert_eq!(verdicts[1].reason, "Canary");
+/// ```
+pub fn rollout_conditions(
+    verdicts: &mut [Verdict; 3],
+    r: &RolloutStatus,
+    spec: Option<&RolloutSpec>,
+) {
+    let steps = spec.map_or(0, |s| s.steps.len());
+    let canary = r
+        .canary
+        .as_ref()
+        .map(|c| c.version.clone().unwrap_or_else(|| c.name.clone()))
+        .unwrap_or_default();
+    let at = format!(
+        "canary {canary}: step {}/{steps}, weight {}% (applied {}%)",
+        r.current_step, r.desired_weight, r.applied_weight
+    );
+    let progressing =
+        |reason: &str, message: String| verdict(ct::PROGRESSING, true, reason, message);
+    match r.phase {
+        RolloutPhase::Stable => {}
+        RolloutPhase::Checking => {
+            verdicts[1] = progressing(
+                "CheckingSignature",
+                format!("canary {canary}: reading the model's signature"),
+            );
+        }
+        RolloutPhase::Progressing => verdicts[1] = progressing("Canary", at),
+        RolloutPhase::Paused => {
+            let why = r
+                .pause
+                .as_ref()
+                .map(|p| format!("{}: {}", p.reason, p.message))
+                .unwrap_or_default();
+            verdicts[1] = progressing("RolloutPaused", format!("{at}; paused ({why})"));
+        }
+        RolloutPhase::Promoting => {
+            verdicts[1] = progressing(
+                "Promoting",
+                format!("canary {canary}: scaling to full before promotion"),
+            )
+        }
+        RolloutPhase::Aborted => {
+            let (reason, message) = r.abort.as_ref().map_or_else(
+                || ("Aborted".to_owned(), String::new()),
+                |a| (a.reason.clone(), a.message.clone()),
+            );
+            verdicts[1] = verdict(
+                ct::PROGRESSING,
+                false,
+                "RolledBack",
+                format!("canary {canary} rolled back ({reason})"),
+            );
+            if verdicts[2].status == ConditionStatus::False {
+                verdicts[2] = verdict(
+                    ct::DEGRADED,
+                    true,
+                    "RolledBack",
+                    format!("canary {canary} rolled back ({reason}): {message}"),
+                );
+            }
+        }
     }
 }
 

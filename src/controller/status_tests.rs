@@ -253,6 +253,7 @@ fn desired_status_keeps_the_last_revision_when_the_spec_is_invalid() {
         deployment: None,
         error: Some(&err),
         pods: None,
+        plan: None,
     };
     let status = desired_status(&old, &obs, &time(5));
     assert_eq!(status.revision, old.revision);
@@ -279,6 +280,7 @@ fn desired_status_reports_the_pods_problem() {
         deployment: Some(&deployment),
         error: None,
         pods,
+        plan: None,
     };
     let failing = desired_status(
         &ModelDeploymentStatus::default(),

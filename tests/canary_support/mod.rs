@@ -172,9 +172,11 @@ pub async fn wait_rollout(
     api: &Api<ModelDeployment>,
     name: &str,
     timeout: Duration,
-    pred: impl Fn(&ModelDeploymentStatus) -> bool,
+    pred: impl Fn(&ModelDeploymentStatus) -> bool + Send + Sync + 'static,
 ) -> ModelDeployment {
-    let cond = |md: Option<&ModelDeployment>| md.and_then(|m| m.status.as_ref()).is_some_and(&pred);
+    let cond = move |md: Option<&ModelDeployment>| {
+        md.and_then(|m| m.status.as_ref()).is_some_and(&pred)
+    };
     wait_for(api, name, timeout, cond).await
 }
 

@@ -156,11 +156,30 @@ where
 }
 
 /// Watch `name` until `cond` holds, or fail after `timeout` with the object dumped.
-pub async fn wait_for<K>(api: &Api<K>, name: &str, timeout: Duration, cond: impl Condition<K>) -> K
+///
+/// The watch runs in a task of its own: decoding a pod template (k8s-openapi's `Container` has
+/// very large debug-build frames) deep inside a test's nested futures can overflow the test
+/// thread's stack.
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    cond: impl Condition<K> + Send + Sync + 'static,
+) -> K
 where
-    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
 {
-    match tokio::time::timeout(timeout, await_condition(api.clone(), name, cond)).await {
+    let (api2, name2) = (api.clone(), name.to_owned());
+    let mut watch = tokio::spawn(async move { await_condition(api2, &name2, cond).await });
+    let outcome = match tokio::time::timeout(timeout, &mut watch).await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(join)) => panic!("watching {name}: {join}"),
+        Err(elapsed) => {
+            watch.abort();
+            Err(elapsed)
+        }
+    };
+    match outcome {
         Ok(Ok(Some(obj))) => obj,
         Ok(Ok(None)) => {
             panic!(
@@ -226,7 +245,14 @@ pub struct RunningController {
 
 impl RunningController {
     /// Start `modelpilot::controller::run` for `ns` (leader election off: one per namespace).
+    /// With `RUST_LOG` set, the controller's logs go to the test's output.
     pub fn start(ns: &TestNamespace) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let stop = tokio_util::sync::CancellationToken::new();
         let config = modelpilot::controller::RunConfig {
             namespace: Some(ns.name.clone()),
