@@ -90,6 +90,7 @@ fn due_metrics_table() {
         name: "bg".into(),
         scope: BACKGROUND_SCOPE.into(),
         taken: 2,
+        successful: 2,
         ..MetricStatus::default()
     };
     let same_name_other_scope = MetricStatus {
@@ -124,13 +125,13 @@ fn due_metrics_table() {
             vec![
                 ("background", "bg", secs(0)),
                 ("step", "s1", secs(0)),
-                ("step", "s2", secs(20)),
+                ("step", "s2", secs(30)),
             ],
         ),
         (
             "complete metrics are left out; scopes are told apart",
             progressing(1, vec![done, same_name_other_scope]),
-            vec![("step", "s1", secs(0)), ("step", "s2", secs(20))],
+            vec![("step", "s1", secs(0)), ("step", "s2", secs(30))],
         ),
         (
             "past the last step",

@@ -263,7 +263,7 @@ pub fn tally(
                 s.consecutive_errors
             ),
         }
-    } else if metric.count > 0 && s.taken >= metric.count {
+    } else if metric.count > 0 && conclusive(&s) >= metric.count {
         Progress::Complete
     } else {
         Progress::Continue
@@ -295,13 +295,20 @@ pub fn due(
 ) -> Option<Duration> {
     if let Some(s) = status
         && metric.count > 0
-        && s.taken >= metric.count
+        && conclusive(s) >= metric.count
     {
         return None;
     }
+    // Each measurement covers the interval before it, so the first comes one interval after
+    // the analysis (and its initial delay) started.
     let (from, wait) = match status.and_then(|s| s.measurements.last()) {
         Some(last) => (&last.at, metric.interval_seconds),
-        None => (started_at, metric.initial_delay_seconds),
+        None => (
+            started_at,
+            metric
+                .initial_delay_seconds
+                .saturating_add(metric.interval_seconds),
+        ),
     };
     let due_ms = from
         .0
@@ -312,6 +319,12 @@ pub fn due(
 }
 
 /// A number for messages: up to 4 decimals for ordinary magnitudes, scientific otherwise.
+/// Measurements that reached a verdict on the bound (Successful or Failed): what `count`
+/// counts, so an analysis never completes on Inconclusive measurements alone.
+pub fn conclusive(s: &MetricStatus) -> i32 {
+    s.successful.saturating_add(s.failed)
+}
+
 pub fn num(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return v.to_string();

@@ -246,6 +246,7 @@ fn tally_keeps_the_last_five_and_explains() {
 fn due_table() {
     let with = |taken: i32, last: Option<i64>| MetricStatus {
         taken,
+        successful: taken,
         measurements: last.map(|at| vec![m(Successful, at)]).unwrap_or_default(),
         ..MetricStatus::default()
     };
@@ -263,11 +264,11 @@ fn due_table() {
     );
     #[rustfmt::skip]
     let rows: Vec<Row> = vec![
-        ("first, no delay: due at start", metric(3, 0, 0), None, 0, secs(0)),
-        ("first, delay 30 s, 10 s in", delayed.clone(), None, 10, secs(20)),
-        ("first, delay over", delayed.clone(), None, 30, secs(0)),
+        ("first: one interval after the start", metric(3, 0, 0), None, 0, secs(10)),
+        ("first, delay 30 s, 10 s in", delayed.clone(), None, 10, secs(30)),
+        ("first, delay and interval over", delayed.clone(), None, 40, secs(0)),
         ("first, long overdue", delayed.clone(), None, 500, secs(0)),
-        ("status without measurements counts as first", delayed.clone(), Some(with(0, None)), 10, secs(20)),
+        ("status without measurements counts as first", delayed.clone(), Some(with(0, None)), 10, secs(30)),
         ("next: interval after the last", delayed.clone(), Some(with(1, Some(40))), 45, secs(5)),
         ("next: exactly due", delayed.clone(), Some(with(1, Some(40))), 50, secs(0)),
         ("count reached: never", delayed.clone(), Some(with(3, Some(40))), 100, None),

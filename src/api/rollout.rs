@@ -112,7 +112,7 @@ pub struct RolloutStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<PauseStep>,
 
-    /// Measure these metrics; the step ends when each has taken its `count` measurements
+    /// Measure these metrics; the step ends when each has taken its `count` conclusive measurements
     /// without failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<StepAnalysis>,
@@ -217,13 +217,15 @@ pub struct AnalysisMetric {
         .message("analysis metric name must be 1-63 lowercase letters, digits or '-'"))]
     pub name: String,
 
-    /// Seconds between measurements; each measures the window since the previous one. Default 10.
+    /// Seconds between measurements; each measures the interval before it (the first comes one
+    /// interval after the analysis starts). Default 10.
     #[serde(default = "default_interval")]
     #[schemars(range(min = 1, max = 3600))]
     pub interval_seconds: i32,
 
-    /// Measurements to take; an inline analysis step ends after this many. Default 3.
-    /// 0: keep measuring until the rollout ends (background analysis only).
+    /// Conclusive (Successful or Failed) measurements to take; an inline analysis step ends
+    /// after this many without failing. Default 3. 0: keep measuring until the rollout ends
+    /// (background analysis).
     #[serde(default = "default_count")]
     #[schemars(range(min = 0, max = 1000))]
     pub count: i32,

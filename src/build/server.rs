@@ -27,6 +27,10 @@ pub const PVC_MOUNT: &str = "/mnt/models";
 /// UID/GID the server runs as (non-root).
 pub const RUN_AS: i64 = 65532;
 
+/// How long a terminating server keeps accepting while the endpoints catch up (well inside the
+/// pod's default 30 s grace period).
+pub const DRAIN_DELAY_MS: u64 = 3000;
+
 /// Where the server writes its fatal start-up error (the Kubernetes default, set explicitly
 /// because the server's `--termination-message-path` default must match it).
 pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
@@ -57,6 +61,8 @@ pub fn args(spec: &ValidSpec) -> Vec<String> {
         CACHE_DIR.into(),
         "--graph-optimization-level".into(),
         spec.graph_optimization_level.as_flag().into(),
+        "--drain-delay-ms".into(),
+        DRAIN_DELAY_MS.to_string(),
     ];
     if let Some(version) = &spec.version {
         args.extend(["--model-version".into(), version.clone()]);

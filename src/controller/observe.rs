@@ -13,7 +13,7 @@ use kube::{
 use super::{context::Context, error::Error, pods};
 use crate::{
     analysis::Target,
-    api::{ModelDeploymentStatus, RolloutPhase, TrafficMode},
+    api::{ModelDeploymentStatus, TrafficMode},
     build::{self, labels, route, signature_job},
     rollout::{
         plan::{Observed, SignatureCheck, TrackView},
@@ -146,7 +146,7 @@ pub async fn observed(
     {
         obs.route_weight = route_weight(ctx, spec, route_name).await;
     }
-    if st.phase == RolloutPhase::Progressing {
+    if steps::measuring(&st) {
         obs.measurements = measure(ctx, spec, status, cluster, now).await;
     }
     Ok(obs)

@@ -204,25 +204,26 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
     if desired.name == stable.name {
         // 2. Back on the stable revision (or never left it).
         if let Some(c) = st.canary.take()
-            && active(st.phase) {
-                push_history(
-                    &mut history,
-                    limit,
-                    &c,
-                    Outcome::Superseded,
-                    "SpecReverted",
-                    "the spec returned to the stable revision".into(),
-                    &now,
-                );
-                transitions.push(note(
-                    "RolloutCancelled",
-                    format!(
-                        "spec returned to stable revision {}; candidate {} dropped",
-                        label(&stable),
-                        label(&c)
-                    ),
-                ));
-            }
+            && active(st.phase)
+        {
+            push_history(
+                &mut history,
+                limit,
+                &c,
+                Outcome::Superseded,
+                "SpecReverted",
+                "the spec returned to the stable revision".into(),
+                &now,
+            );
+            transitions.push(note(
+                "RolloutCancelled",
+                format!(
+                    "spec returned to stable revision {}; candidate {} dropped",
+                    label(&stable),
+                    label(&c)
+                ),
+            ));
+        }
         st = RolloutStatus {
             phase: RolloutPhase::Stable,
             last_request: st.last_request.take(),
@@ -233,21 +234,22 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
     } else if st.canary.as_ref().map(|c| c.name.as_str()) != Some(desired.name.as_str()) {
         // 3. A new candidate.
         if let Some(old) = st.canary.take()
-            && active(st.phase) {
-                push_history(
-                    &mut history,
-                    limit,
-                    &old,
-                    Outcome::Superseded,
-                    "NewRevision",
-                    format!("replaced by revision {}", desired.name),
-                    &now,
-                );
-                transitions.push(note(
-                    "Superseded",
-                    format!("candidate {} replaced by {}", label(&old), label(&desired)),
-                ));
-            }
+            && active(st.phase)
+        {
+            push_history(
+                &mut history,
+                limit,
+                &old,
+                Outcome::Superseded,
+                "NewRevision",
+                format!("replaced by revision {}", desired.name),
+                &now,
+            );
+            transitions.push(note(
+                "Superseded",
+                format!("candidate {} replaced by {}", label(&old), label(&desired)),
+            ));
+        }
         // Without a rollout section a new revision replaces the stable one as soon as it is
         // ready, as a plain Deployment update would (no check, no steps).
         let fast =
@@ -314,22 +316,24 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
             } else {
                 warn("RequestRefused", format!("{}: {}", ack.action, ack.message))
             });
-            if request.action == requests::Action::Abort && ack.result == "Done"
-                && let Some(c) = &st.canary {
-                    push_history(
-                        &mut history,
-                        limit,
-                        c,
-                        Outcome::RolledBack,
-                        "Requested",
-                        "aborted by request".into(),
-                        &now,
-                    );
-                    transitions.push(warn(
-                        "RolledBack",
-                        format!("revision {} rolled back: aborted by request", label(c)),
-                    ));
-                }
+            if request.action == requests::Action::Abort
+                && ack.result == "Done"
+                && let Some(c) = &st.canary
+            {
+                push_history(
+                    &mut history,
+                    limit,
+                    c,
+                    Outcome::RolledBack,
+                    "Requested",
+                    "aborted by request".into(),
+                    &now,
+                );
+                transitions.push(warn(
+                    "RolledBack",
+                    format!("revision {} rolled back: aborted by request", label(c)),
+                ));
+            }
             rollback_to = effects.rollback_to;
             st.last_request = Some(ack);
         }
@@ -411,7 +415,8 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
         }
     }
 
-    if st.phase == RolloutPhase::Progressing {
+    if steps::measuring(&st) {
+        let pause_before = st.pause.clone();
         let notes = steps::fold(&rollout_spec, &mut st, &obs.measurements, &now);
         if st.phase == RolloutPhase::Aborted {
             if let Some(c) = &st.canary {
@@ -431,26 +436,29 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
                 ));
             }
         } else if st.phase == RolloutPhase::Paused
-            && let Some(p) = &st.pause {
-                transitions.push(warn(
-                    "RolloutPaused",
-                    format!("{}: {}", p.reason, p.message),
-                ));
-            }
+            && st.pause != pause_before
+            && let Some(p) = &st.pause
+        {
+            transitions.push(warn(
+                "RolloutPaused",
+                format!("{}: {}", p.reason, p.message),
+            ));
+        }
     }
 
     if active(st.phase)
-        && let (Some(problem), Some(_)) = (&obs.canary_problem, &st.canary) {
-            fail(
-                &mut st,
-                &mut history,
-                &mut transitions,
-                limit,
-                "CanaryUnhealthy",
-                format!("the candidate's pods cannot serve: {problem}"),
-                &now,
-            );
-        }
+        && let (Some(problem), Some(_)) = (&obs.canary_problem, &st.canary)
+    {
+        fail(
+            &mut st,
+            &mut history,
+            &mut transitions,
+            limit,
+            "CanaryUnhealthy",
+            format!("the candidate's pods cannot serve: {problem}"),
+            &now,
+        );
+    }
 
     let max_unavailable = replicas::max_unavailable(n, rollout_spec.max_unavailable.as_ref());
     let gateway = rollout_spec.traffic.mode == TrafficMode::GatewayApi;
@@ -471,9 +479,10 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
             wait(d);
         }
         if st.phase == RolloutPhase::Paused
-            && let Some(p) = &st.pause {
-                transitions.push(note("RolloutPaused", p.message.clone()));
-            }
+            && let Some(p) = &st.pause
+        {
+            transitions.push(note("RolloutPaused", p.message.clone()));
+        }
     }
 
     let mut replicas_out = BTreeMap::new();

@@ -444,3 +444,50 @@ fn gateway_api_keeps_stable_full_and_weights_the_route() {
     assert_eq!(p.replicas[&r2], 3);
     assert_eq!(p.rollout.applied_weight, 20);
 }
+
+#[test]
+fn an_open_pause_is_announced_once_and_measured_through() {
+    let rollout = json!({"steps": [{"setWeight": 50}, {"pause": {}}],
+        "analysis": [{"name": "errors", "intervalSeconds": 5, "count": 0,
+                      "errorRate": {"max": 0.1}}]});
+    let v1 = spec("v1", 2, rollout.clone());
+    let mut status = written(&plan(&v1, &ModelDeploymentStatus::default(), &obs(0, &[])));
+    let v2 = spec("v2", 2, rollout);
+    let r2 = v2.revision.clone();
+    status = written(&plan(&v2, &status, &obs(1, &[(&v1.revision, 2, 2)])));
+    status = written(&plan(
+        &v2,
+        &status,
+        &signed(obs(2, &[(&v1.revision, 2, 2)])),
+    ));
+    let tracks = [(v1.revision.as_str(), 1, 1), (r2.as_str(), 1, 1)];
+    let p = plan(&v2, &status, &obs(3, &tracks));
+    assert_eq!(p.rollout.phase, RolloutPhase::Paused);
+    assert_eq!(reasons(&p), vec!["StepCompleted", "RolloutPaused"]);
+    status = written(&p);
+    // Paused at the step: later reconciles announce nothing, the background metric is live.
+    let again = plan(&v2, &status, &obs(4, &tracks));
+    assert!(again.transitions.is_empty(), "{:?}", again.transitions);
+    let live = steps::live_metrics(
+        v2.rollout.as_ref().unwrap(),
+        status.rollout.as_ref().unwrap(),
+    );
+    assert_eq!(live.len(), 1);
+    // A failing measurement while paused still rolls back.
+    let mut o = obs(8, &tracks);
+    o.measurements = vec![Taken {
+        scope: steps::BACKGROUND_SCOPE.into(),
+        name: "errors".into(),
+        measurement: crate::api::Measurement {
+            at: at(8),
+            canary: Some(0.5),
+            stable: None,
+            samples: 100,
+            verdict: crate::api::MeasurementVerdict::Failed,
+            message: String::new(),
+        },
+    }];
+    let p = plan(&v2, &status, &o);
+    assert_eq!(p.rollout.phase, RolloutPhase::Aborted);
+    assert_eq!(p.replicas, BTreeMap::from([(v1.revision.clone(), 2)]));
+}

@@ -251,7 +251,10 @@ pub fn restart(st: &mut RolloutStatus, now: &Time) {
 
 /// Continue after a pause: the counts that caused it start again.
 pub fn resume(st: &mut RolloutStatus, now: &Time) {
-    let step_pause = st.pause.as_ref().is_some_and(|p| p.reason == "PauseStep");
+    let step_pause = st
+        .pause
+        .as_ref()
+        .is_some_and(|p| p.reason == super::steps::PAUSE_STEP);
     st.phase = RolloutPhase::Progressing;
     st.pause = None;
     for m in &mut st.metrics {

@@ -45,7 +45,7 @@ pub fn steps_hash(spec: &RolloutSpec) -> String {
 /// The metrics measured now: the background analysis while progressing, plus the current step's
 /// inline analysis.
 pub fn live_metrics<'a>(spec: &'a RolloutSpec, st: &RolloutStatus) -> Vec<LiveMetric<'a>> {
-    if st.phase != RolloutPhase::Progressing {
+    if !measuring(st) {
         return Vec::new();
     }
     let mut live = Vec::new();
@@ -67,6 +67,19 @@ pub fn live_metrics<'a>(spec: &'a RolloutSpec, st: &RolloutStatus) -> Vec<LiveMe
     }
     live
 }
+
+/// Whether analysis runs now: while progressing, and at an open-ended pause step (the background
+/// analysis keeps judging a canary that waits for a person). Any other pause stops it.
+pub fn measuring(st: &RolloutStatus) -> bool {
+    match st.phase {
+        RolloutPhase::Progressing => true,
+        RolloutPhase::Paused => st.pause.as_ref().is_some_and(|p| p.reason == PAUSE_STEP),
+        _ => false,
+    }
+}
+
+/// `pause.reason` of an open-ended pause step.
+pub const PAUSE_STEP: &str = "PauseStep";
 
 fn current_step<'a>(spec: &'a RolloutSpec, st: &RolloutStatus) -> Option<&'a RolloutStep> {
     usize::try_from(st.current_step)
@@ -212,7 +225,7 @@ pub fn advance(
                 None => {
                     st.phase = RolloutPhase::Paused;
                     st.pause = Some(PauseStatus {
-                        reason: "PauseStep".into(),
+                        reason: PAUSE_STEP.into(),
                         message: format!(
                             "step {}: paused until promoted (`kubectl modelpilot promote`)",
                             st.current_step
@@ -225,7 +238,10 @@ pub fn advance(
         } else if let Some(analysis) = &step.analysis {
             analysis.metrics.iter().all(|m| {
                 st.metrics.iter().any(|s| {
-                    s.scope == STEP_SCOPE && s.name == m.name && m.count > 0 && s.taken >= m.count
+                    s.scope == STEP_SCOPE
+                        && s.name == m.name
+                        && m.count > 0
+                        && crate::analysis::verdict::conclusive(s) >= m.count
                 })
             })
         } else {

@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// Training-time baseline profile (JSON) for drift statistics.
     #[arg(long, env = "MODELPILOT_BASELINE_PROFILE")]
     pub baseline_profile: Option<PathBuf>,
+    /// Milliseconds the server keeps accepting requests after SIGTERM (while reporting not
+    /// ready) before it stops listening: time for the endpoints and kube-proxy to stop sending
+    /// new connections to a pod that is going away.
+    #[arg(long, env = "MODELPILOT_DRAIN_DELAY_MS", default_value_t = 0)]
+    pub drain_delay_ms: u64,
     /// Seconds to wait for in-flight requests after SIGTERM before exiting anyway.
     #[arg(long, env = "MODELPILOT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,

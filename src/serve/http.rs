@@ -40,6 +40,9 @@ pub struct AppState {
     pub model_version: String,
     pub max_body_bytes: usize,
     pub ready: AtomicBool,
+    /// Set on shutdown: the readiness endpoints answer 503 (so the pod leaves the endpoints)
+    /// while inference keeps being served until the listener closes.
+    pub draining: AtomicBool,
     pub served: OnceLock<Served>,
     pub metrics: ServeMetrics,
     /// Headers naming this pod and revision, added to every response.
@@ -52,6 +55,11 @@ impl AppState {
             .load(Ordering::Acquire)
             .then(|| self.served.get())
             .flatten()
+    }
+
+    /// Ready to be sent new work: serving and not shutting down.
+    fn accepting(&self) -> bool {
+        self.served().is_some() && !self.draining.load(Ordering::Acquire)
     }
 }
 
@@ -136,7 +144,7 @@ async fn live() -> Json<serde_json::Value> {
 }
 
 async fn server_ready(State(state): Shared) -> Response {
-    if state.served().is_some() {
+    if state.accepting() {
         Json(json!({ "ready": true })).into_response()
     } else {
         not_ready(&state).into_response()
@@ -207,7 +215,8 @@ async fn model_ready_version(
 
 fn ready_response(state: &AppState, name: &str, version: Option<&str>) -> Response {
     match resolve(state, name, version) {
-        Ok(_) => Json(json!({ "name": name, "ready": true })).into_response(),
+        Ok(_) if state.accepting() => Json(json!({ "name": name, "ready": true })).into_response(),
+        Ok(_) => not_ready(state).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -70,6 +70,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         model_version: args.model_version.clone(),
         max_body_bytes: args.max_body_bytes,
         ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
         served: OnceLock::new(),
         metrics: ServeMetrics::new(metrics_config),
         identity: identity::Identity::new(args.pod_name.as_deref(), args.revision.as_deref()),
@@ -88,9 +89,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&state),
         token.clone(),
     ));
-    let server = axum::serve(listener, http::router(Arc::clone(&state)))
-        .with_graceful_shutdown(not_ready_on_cancel(Arc::clone(&state), token.clone()));
-    let drain_limit = Duration::from_secs(args.shutdown_timeout_secs);
+    let drain_delay = Duration::from_millis(args.drain_delay_ms);
+    let server = axum::serve(listener, http::router(Arc::clone(&state))).with_graceful_shutdown(
+        not_ready_on_cancel(Arc::clone(&state), token.clone(), drain_delay),
+    );
+    let drain_limit = Duration::from_secs(args.shutdown_timeout_secs) + drain_delay;
     tokio::select! {
         result = server => result.context("HTTP server failed")?,
         () = async { token.cancelled().await; tokio::time::sleep(drain_limit).await } => {
@@ -107,11 +110,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves when shutdown starts, after marking the server not ready.
-async fn not_ready_on_cancel(state: Arc<AppState>, token: CancellationToken) {
+/// Resolves when the listener should close: on shutdown the server is marked not ready at once,
+/// and a server that was serving keeps accepting for `drain_delay` more (new connections still
+/// arrive until every endpoint watcher has seen the pod go).
+async fn not_ready_on_cancel(
+    state: Arc<AppState>,
+    token: CancellationToken,
+    drain_delay: Duration,
+) {
     token.cancelled().await;
-    state.ready.store(false, Ordering::Release);
+    let was_draining = state.draining.swap(true, Ordering::AcqRel);
     state.metrics.set_ready(false);
+    let serving = state.ready.load(Ordering::Acquire);
+    if serving && !was_draining && !drain_delay.is_zero() {
+        tracing::info!(
+            ?drain_delay,
+            "not ready; still serving while endpoints catch up"
+        );
+        tokio::time::sleep(drain_delay).await;
+    }
 }
 
 /// Fetches, verifies, loads and warms up the model, then marks the server ready. On failure

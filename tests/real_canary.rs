@@ -1,0 +1,188 @@
+//! Canary rollouts end to end, on real pods under real load: the load generator through the
+//! Service while a candidate model is shifted in steps, judged against the stable revision on
+//! its live metrics, and promoted or rolled back with nobody watching. One test per case, with
+//! short intervals so the suite stays fast.
+//!
+//! Needs `make cluster-up` (as root) and the Python test env (`eval "$(hack/pyenv.sh)"`).
+
+mod canary_support;
+mod common;
+mod real_support;
+mod serve_support;
+
+use std::time::{Duration, Instant};
+
+use canary_support::*;
+use common::{TestNamespace, with_controller};
+use kube::{Api, api::PostParams};
+use modelpilot::api::{ModelDeployment, ModelDeploymentStatus, Outcome, RolloutPhase};
+use serde_json::json;
+
+/// Start-up on real pods includes the model download and load: allow for a loaded machine.
+const START: Duration = Duration::from_secs(120);
+
+/// Create `name` serving `iris.onnx` as v1 with `rollout` and wait until it serves.
+async fn stable_v1(
+    ns: &TestNamespace,
+    models: &Models,
+    name: &str,
+    replicas: i32,
+    rollout: serde_json::Value,
+) -> Api<ModelDeployment> {
+    let mdeps: Api<ModelDeployment> = ns.api();
+    models.create_secret(ns).await;
+    let iris = models.get("iris.onnx");
+    let mut md = mdep_with_rollout(name, &iris.uri, &iris.sha256, "v1", rollout);
+    md.spec.replicas = replicas;
+    mdeps
+        .create(&PostParams::default(), &md)
+        .await
+        .expect("create ModelDeployment");
+    wait_rollout(&mdeps, name, START, |s| {
+        s.stable.as_ref().and_then(|r| r.version.as_deref()) == Some("v1")
+            && s.ready_replicas >= s.replicas.max(1)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+    .await;
+    wait_serving(ns, name).await;
+    mdeps
+}
+
+/// Labelled load through the Service (feedback on), bounded in time.
+fn load(ns: &TestNamespace, name: &str, rate: f64, secs: u64) -> Load {
+    Load::service(&ns.name, name, MODEL_NAME)
+        .concurrency(4)
+        .rate(rate)
+        .duration(Duration::from_secs(secs))
+        .csv(&eval_csv(), true)
+        .start()
+}
+
+fn history_outcome(s: &ModelDeploymentStatus) -> Option<(Outcome, &str)> {
+    s.history.last().map(|h| (h.outcome, h.reason.as_str()))
+}
+
+#[tokio::test]
+async fn a_good_model_is_promoted_through_every_step() {
+    let models = Models::upload().await;
+    with_controller("mp-canary-good", |ns| async move {
+        let rollout = json!({
+            "steps": [
+                {"setWeight": 50},
+                {"analysis": {"metrics": [
+                    {"name": "errors", "intervalSeconds": 3, "count": 2, "minSample": 10,
+                     "errorRate": {"maxIncreaseOverStable": 0.05}},
+                    {"name": "p99", "intervalSeconds": 3, "count": 2, "minSample": 10,
+                     "latency": {"quantile": 0.99, "bound": {"maxRatioToStable": 5.0, "max": 1.0}}}
+                ]}},
+                {"pause": {"durationSeconds": 2}}
+            ],
+            "scaleDownDelaySeconds": 2
+        });
+        let mdeps = stable_v1(&ns, &models, "good", 2, rollout).await;
+        let traffic = load(&ns, "good", 60.0, 90);
+        let v2 = models.get("iris_v2.onnx");
+        set_model(&mdeps, "good", &v2.uri, &v2.sha256, "v2").await;
+        let done = wait_rollout(&mdeps, "good", START, |s| {
+            s.history
+                .last()
+                .is_some_and(|h| h.outcome != Outcome::Superseded)
+        })
+        .await;
+        let report = traffic.interrupt().await;
+        let status = done.status.unwrap_or_default();
+        assert_eq!(
+            history_outcome(&status),
+            Some((Outcome::Promoted, "Promoted")),
+            "{:#?}",
+            status.history
+        );
+        assert_eq!(
+            status.stable.as_ref().and_then(|s| s.version.as_deref()),
+            Some("v2")
+        );
+        let rollout = status.rollout.clone().unwrap_or_default();
+        assert_eq!(rollout.phase, RolloutPhase::Stable);
+        // Both revisions served while the canary ran; no request failed.
+        assert_eq!(report.by_revision.len(), 2, "{report:#?}");
+        assert_eq!(report.overall.errors, 0, "{report:#?}");
+        // The old revision's pods go after the scale-down delay.
+        let stable = status.stable.clone().unwrap_or_default();
+        wait_rollout(&mdeps, "good", START, move |s| {
+            s.replicas == 2 && s.stable.as_ref().is_some_and(|r| r.name == stable.name)
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_model_is_rolled_back_within_the_failure_budget() {
+    let models = Models::upload().await;
+    with_controller("mp-canary-fail", |ns| async move {
+        let interval = 3;
+        let failure_limit = 1;
+        let rollout = json!({
+            "steps": [{"setWeight": 50}, {"pause": {}}],
+            "analysis": [{"name": "errors", "intervalSeconds": interval, "count": 0,
+                          "failureLimit": failure_limit, "minSample": 10,
+                          "errorRate": {"maxIncreaseOverStable": 0.005}}]
+        });
+        let mdeps = stable_v1(&ns, &models, "failing", 2, rollout).await;
+        let traffic = load(&ns, "failing", 60.0, 120);
+        let bad = models.get("iris_failing.onnx");
+        set_model(&mdeps, "failing", &bad.uri, &bad.sha256, "v2").await;
+        let aborted = wait_rollout(&mdeps, "failing", START, |s| {
+            s.rollout
+                .as_ref()
+                .is_some_and(|r| r.phase == RolloutPhase::Aborted)
+        })
+        .await;
+        let status = aborted.status.unwrap_or_default();
+        let rollout = status.rollout.clone().unwrap_or_default();
+        let metric = rollout
+            .metrics
+            .iter()
+            .find(|m| m.name == "errors")
+            .expect("errors metric");
+        let first_failed = metric
+            .measurements
+            .iter()
+            .find(|m| m.verdict == modelpilot::api::MeasurementVerdict::Failed)
+            .map(|m| m.at.0)
+            .expect("a failed measurement");
+        let aborted_at = rollout.abort.as_ref().map(|a| a.at.0).expect("abort time");
+        // Traffic back on stable: the canary's pods leave the Service.
+        let started = Instant::now();
+        let canary = rollout.canary.clone().unwrap_or_default().name;
+        real_support::wait_pods(
+            &ns.api(),
+            &format!("modelpilot.io/name=failing,modelpilot.io/revision={canary}"),
+            START,
+            "no canary pods",
+            |ps| ps.is_empty(),
+        )
+        .await;
+        let back = aborted_at.as_millisecond() - first_failed.as_millisecond()
+            + i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+        let budget = interval * (failure_limit + 1) * 1000 + 5000;
+        eprintln!("first failing measurement → canary pods gone: {back} ms (budget {budget} ms)");
+        assert!(
+            i64::from(budget) >= back,
+            "took {back} ms, budget {budget} ms"
+        );
+        let report = traffic.interrupt().await;
+        assert!(
+            report.overall.errors > 0,
+            "the failing model did fail requests"
+        );
+        assert_eq!(
+            history_outcome(&status),
+            Some((Outcome::RolledBack, "AnalysisFailed"))
+        );
+        assert_eq!(status.stable.and_then(|s| s.version), Some("v1".into()));
+    })
+    .await;
+}
