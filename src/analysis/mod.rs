@@ -1,21 +1,9 @@
 //! Canary analysis: measure the canary revision (and the stable one over the same window),
 //! judge the measurement against the metric's bound, and tally the verdicts.
 //!
-//! The controller calls, per reconcile of a rollout that is progressing:
-//!
-//! ```no_run
-//! # async fn reconcile(analyzer: &modelpilot::analysis::Analyzer,
-//! #     spec: &modelpilot::api::RolloutSpec, status: &modelpilot::api::RolloutStatus,
-//! #     target: &modelpilot::analysis::Target,
-//! #     now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) {
-//! use modelpilot::analysis::{due_metrics, verdict::tally};
-//! analyzer.prime(target).await; // every reconcile: keeps a recent baseline of every pod
-//! for due in due_metrics(spec, status, &now).into_iter().filter(|d| d.in_.is_zero()) {
-//!     let m = analyzer.measure(due.metric, target, spec.prometheus.as_ref(), now.clone()).await;
-//!     // tally(due.metric, &metric_status, m, spec.consecutive_error_limit) → Progress
-//! }
-//! # }
-//! ```
+//! The controller, per reconcile of a rollout that is measuring, primes the [`Analyzer`] (a
+//! recent baseline of every pod), measures each metric that `rollout::steps::due_metrics` says is
+//! due, and folds the measurements in with [`verdict::tally`].
 //!
 //! | file | what |
 //! |---|---|
@@ -50,15 +38,7 @@ use self::{
     scrape::{RevisionWindow, Scraper},
     snapshot::Counts,
 };
-use crate::api::{
-    AnalysisMetric, Measurement, MeasurementVerdict, MetricSource, PrometheusSpec, RolloutPhase,
-    RolloutSpec, RolloutStatus,
-};
-
-/// `MetricStatus.scope` of a metric of the current step's analysis.
-pub const STEP_SCOPE: &str = "step";
-/// `MetricStatus.scope` of a metric of `spec.rollout.analysis` (measured through every step).
-pub const BACKGROUND_SCOPE: &str = "background";
+use crate::api::{AnalysisMetric, Measurement, MeasurementVerdict, MetricSource, PrometheusSpec};
 
 /// One revision and its ready pods.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -301,79 +281,6 @@ fn not_measurable(revision: &Revision, w: &RevisionWindow) -> Option<String> {
             w.answered, revision.name
         )
     })
-}
-
-/// A live analysis metric and when its next measurement is due.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DueMetric<'a> {
-    /// [`STEP_SCOPE`] or [`BACKGROUND_SCOPE`] (`MetricStatus.scope`).
-    pub scope: &'static str,
-    pub metric: &'a AnalysisMetric,
-    /// Time until due; zero: measure now.
-    pub in_: Duration,
-}
-
-/// The metrics measured now or later while the rollout progresses: the background analysis
-/// (from `status.startedAt`) and the current step's analysis (from `status.stepStartedAt`),
-/// each with the time until its next measurement ([`verdict::due`]); metrics that took all
-/// their `count` measurements are left out, and nothing is due unless the phase is
-/// Progressing. Measure those due now; requeue at the smallest `in_` of the others.
-///
-/// ```
-/// use std::time::Duration;
-/// use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
-/// use modelpilot::{analysis::due_metrics, api::*};
-/// let t = |s| Time(Timestamp::from_second(s).unwrap());
-/// let metric = |name: &str| AnalysisMetric { name: name.into(), interval_seconds: 10, count: 3,
-///     error_rate: Some(Bound { max: Some(0.01), ..Bound::default() }), ..AnalysisMetric::default() };
-/// let spec = RolloutSpec {
-///     steps: vec![RolloutStep { analysis: Some(StepAnalysis { metrics: vec![metric("step-errors")] }),
-///         ..RolloutStep::default() }],
-///     analysis: vec![metric("errors")],
-///     ..RolloutSpec::default()
-/// };
-/// let status = RolloutStatus { phase: RolloutPhase::Progressing, started_at: Some(t(0)),
-///     step_started_at: Some(t(25)), ..RolloutStatus::default() };
-/// let due: Vec<_> = due_metrics(&spec, &status, &t(30)).into_iter()
-///     .map(|d| (d.scope, d.metric.name.as_str(), d.in_)).collect();
-/// assert_eq!(due, vec![("background", "errors", Duration::ZERO), ("step", "step-errors", Duration::ZERO)]);
-/// ```
-pub fn due_metrics<'a>(
-    spec: &'a RolloutSpec,
-    status: &RolloutStatus,
-    now: &Time,
-) -> Vec<DueMetric<'a>> {
-    if status.phase != RolloutPhase::Progressing {
-        return Vec::new();
-    }
-    let step_metrics = usize::try_from(status.current_step)
-        .ok()
-        .and_then(|i| spec.steps.get(i))
-        .and_then(|step| step.analysis.as_ref())
-        .map(|a| a.metrics.as_slice())
-        .unwrap_or_default();
-    let live = [
-        (
-            BACKGROUND_SCOPE,
-            spec.analysis.as_slice(),
-            status.started_at.as_ref(),
-        ),
-        (STEP_SCOPE, step_metrics, status.step_started_at.as_ref()),
-    ];
-    let mut out = Vec::new();
-    for (scope, metrics, started) in live {
-        let Some(started) = started else { continue };
-        for metric in metrics {
-            let tally = status
-                .metrics
-                .iter()
-                .find(|m| m.scope == scope && m.name == metric.name);
-            if let Some(in_) = verdict::due(metric, tally, started, now) {
-                out.push(DueMetric { scope, metric, in_ });
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

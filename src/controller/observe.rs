@@ -237,13 +237,8 @@ async fn measure(
     // Every reconcile scrapes the live revisions, so a due measurement has a recent baseline.
     ctx.analyzer.prime(&target).await;
     let mut taken = Vec::new();
-    for live in steps::live_metrics(&rollout, &st) {
-        let metric_status = st
-            .metrics
-            .iter()
-            .find(|m| m.scope == live.scope && m.name == live.metric.name);
-        let due = crate::analysis::verdict::due(live.metric, metric_status, &live.started_at, now);
-        if due != Some(std::time::Duration::ZERO) {
+    for (live, due) in steps::due_metrics(&rollout, &st, now) {
+        if !due.is_zero() {
             continue;
         }
         let measurement = ctx

@@ -592,18 +592,8 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
         }
     });
     let check_signature = st.phase == RolloutPhase::Checking;
-    if active(st.phase) && st.phase != RolloutPhase::Checking {
-        for live in steps::live_metrics(&rollout_spec, &st) {
-            let status = st
-                .metrics
-                .iter()
-                .find(|m| m.scope == live.scope && m.name == live.metric.name);
-            if let Some(due) =
-                crate::analysis::verdict::due(live.metric, status, &live.started_at, &now)
-            {
-                requeue = requeue.min(due.max(Duration::from_millis(200)));
-            }
-        }
+    for (_, due) in steps::due_metrics(&rollout_spec, &st, &now) {
+        requeue = requeue.min(due.max(Duration::from_millis(200)));
     }
     if active(st.phase) {
         requeue = requeue.min(Duration::from_secs(10));

@@ -68,6 +68,41 @@ pub fn live_metrics<'a>(spec: &'a RolloutSpec, st: &RolloutStatus) -> Vec<LiveMe
     live
 }
 
+/// The live metrics with the time until each is due (zero: measure now); metrics that took all
+/// their `count` conclusive measurements are left out.
+///
+/// ```
+/// use std::time::Duration;
+/// use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+/// use modelpilot::{api::*, rollout::steps::due_metrics};
+/// let t = |s| Time(Timestamp::from_second(s).unwrap());
+/// let spec: RolloutSpec = serde_json::from_value(serde_json::json!({
+///     "steps": [{"analysis": {"metrics": [{"name": "e", "intervalSeconds": 10, "errorRate": {"max": 0.01}}]}}],
+///     "analysis": [{"name": "bg", "intervalSeconds": 5, "errorRate": {"max": 0.01}}]})).unwrap();
+/// let st = RolloutStatus { phase: RolloutPhase::Progressing, started_at: Some(t(0)),
+///     step_started_at: Some(t(2)), ..Default::default() };
+/// let due: Vec<_> = due_metrics(&spec, &st, &t(5)).into_iter()
+///     .map(|(l, d)| (l.metric.name.as_str(), d)).collect();
+/// assert_eq!(due, vec![("bg", Duration::ZERO), ("e", Duration::from_secs(7))]);
+/// ```
+pub fn due_metrics<'a>(
+    spec: &'a RolloutSpec,
+    st: &RolloutStatus,
+    now: &Time,
+) -> Vec<(LiveMetric<'a>, Duration)> {
+    live_metrics(spec, st)
+        .into_iter()
+        .filter_map(|live| {
+            let tally = st
+                .metrics
+                .iter()
+                .find(|m| m.scope == live.scope && m.name == live.metric.name);
+            let due = crate::analysis::verdict::due(live.metric, tally, &live.started_at, now)?;
+            Some((live, due))
+        })
+        .collect()
+}
+
 /// Whether analysis runs now: while progressing, and at an open-ended pause step (the background
 /// analysis keeps judging a canary that waits for a person). Any other pause stops it.
 pub fn measuring(st: &RolloutStatus) -> bool {
