@@ -96,12 +96,16 @@ pub fn transitions(old: &ModelDeploymentStatus, new: &ModelDeploymentStatus) -> 
     });
     if let Some(c) = flipped(ct::DEGRADED).or(degraded_anew) {
         if c.status == "True" {
-            notes.push(Note {
-                warning: true,
-                reason: c.reason.clone(),
-                action: "Reconcile",
-                message: c.message.clone(),
-            });
+            // A rollback is announced by the rollout plan itself (reason RolledBack, with the
+            // verdict); the Degraded condition it raises would say so a second time.
+            if c.reason != "RolledBack" {
+                notes.push(Note {
+                    warning: true,
+                    reason: c.reason.clone(),
+                    action: "Reconcile",
+                    message: c.message.clone(),
+                });
+            }
         } else if find(&old.conditions, ct::DEGRADED).is_some() {
             notes.push(Note {
                 warning: false,
@@ -118,10 +122,12 @@ pub fn transitions(old: &ModelDeploymentStatus, new: &ModelDeploymentStatus) -> 
 mod tests {
     use super::*;
     use crate::{
-        api::RevisionStatus,
+        api::{RevisionStatus, RolloutPhase, RolloutStatus},
         controller::{
             pods::PodProblem,
-            status::{DeploymentView, conditions_for, merge_conditions, now},
+            status::{
+                DeploymentView, Verdict, conditions_for, merge_conditions, now, rollout_conditions,
+            },
         },
     };
 
@@ -135,7 +141,22 @@ mod tests {
         revision: &str,
         problem: Option<(&'static str, &str)>,
     ) -> ModelDeploymentStatus {
-        let view = DeploymentView {
+        with_verdicts(conditions_for(Some(&view(ready, problem)), None), revision)
+    }
+
+    /// A status whose ready pods serve `revision` after a canary was rolled back.
+    fn rolled_back(revision: &str) -> ModelDeploymentStatus {
+        let mut verdicts = conditions_for(Some(&view(2, None)), None);
+        let rollout = RolloutStatus {
+            phase: RolloutPhase::Aborted,
+            ..Default::default()
+        };
+        rollout_conditions(&mut verdicts, &rollout, None);
+        with_verdicts(verdicts, revision)
+    }
+
+    fn view(ready: i32, problem: Option<(&'static str, &str)>) -> DeploymentView {
+        DeploymentView {
             desired: 2,
             replicas: 2,
             ready,
@@ -147,9 +168,12 @@ mod tests {
                 message: message.into(),
             }),
             ..Default::default()
-        };
+        }
+    }
+
+    fn with_verdicts(verdicts: [Verdict; 3], revision: &str) -> ModelDeploymentStatus {
         ModelDeploymentStatus {
-            conditions: merge_conditions(&[], &conditions_for(Some(&view), None), Some(1), &now()),
+            conditions: merge_conditions(&[], &verdicts, Some(1), &now()),
             revision: Some(RevisionStatus {
                 name: revision.into(),
                 uri: "s3://b/m.onnx".into(),
@@ -222,6 +246,18 @@ mod tests {
                 &failing(0, "a", Some(("ModelLoadFailed", "checksum mismatch"))),
                 status(2, "a"),
                 vec!["Ready", "Recovered"],
+            ),
+            (
+                "canary rolled back: the plan's RolledBack event says it, not the condition",
+                &status(2, "a"),
+                rolled_back("a"),
+                vec![],
+            ),
+            (
+                "rollback over: recovered",
+                &rolled_back("a"),
+                status(2, "a"),
+                vec!["Recovered"],
             ),
         ];
         for (case, old, new, want) in cases {
