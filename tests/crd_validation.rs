@@ -122,6 +122,15 @@ fn invalid_cases() -> Vec<Invalid> {
         invalid("template init container named modelpilot-server", set("/spec/template", json!({"spec": {"containers": [], "initContainers": [{"name": "modelpilot-server", "image": "x"}]}})), RESERVED),
         invalid("template restartPolicy Never", set("/spec/template", json!({"spec": {"containers": [], "restartPolicy": "Never"}})), "template.spec.restartPolicy must be Always"),
         invalid("template without containers", set("/spec/template", json!({"spec": {}})), "spec.template.spec.containers: Required value"),
+        invalid("rollout step with two kinds", set("/spec/rollout", json!({"steps": [{"setWeight": 10, "pause": {}}]})), "each rollout step sets exactly one of setWeight, pause or analysis"),
+        invalid("rollout weight over 100", set("/spec/rollout", json!({"steps": [{"setWeight": 101}]})), "should be less than or equal to 100"),
+        invalid("gateway traffic without a route", set("/spec/rollout", json!({"traffic": {"mode": "GatewayAPI"}})), "rollout.traffic.httpRoute is required"),
+        invalid("metric with two kinds", set("/spec/rollout", json!({"analysis": [{"name": "e", "errorRate": {"max": 0.1}, "inputDrift": {"max": 0.2}}]})), "each analysis metric sets exactly one of"),
+        invalid("metric bound without a limit", set("/spec/rollout", json!({"analysis": [{"name": "e", "errorRate": {}}]})), "a bound needs at least one of"),
+        invalid("step analysis that never ends", set("/spec/rollout", json!({"steps": [{"analysis": {"metrics": [{"name": "e", "count": 0, "errorRate": {"max": 0.1}}]}}]})), "need count >= 1"),
+        invalid("duplicate metric names", set("/spec/rollout", json!({"analysis": [{"name": "e", "errorRate": {"max": 0.1}}, {"name": "e", "errorRate": {"max": 0.2}}]})), "duplicate entries for key [name=\"e\"]"),
+        invalid("latency quantile 1", set("/spec/rollout", json!({"analysis": [{"name": "p", "latency": {"quantile": 1.0, "bound": {"max": 1.0}}}]})), "latency.quantile must be between 0 and 1"),
+        invalid("query with success and failure", set("/spec/rollout", json!({"analysis": [{"name": "q", "query": {"promql": "up", "success": {"max": 1.0}, "failure": {"min": 2.0}}}]})), "a query metric sets exactly one of success or failure"),
     ]
 }
 

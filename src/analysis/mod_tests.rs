@@ -4,7 +4,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
-use crate::api::{Bound, MetricStatus, RolloutStep, StepAnalysis};
+use crate::api::Bound;
 
 fn pod(uid: Option<&str>, ip: Option<&str>) -> Pod {
     serde_json::from_value(json!({

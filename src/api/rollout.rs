@@ -135,6 +135,8 @@ pub struct StepAnalysis {
     /// The metrics judged in this step (names unique: a list keyed by `name`).
     #[schemars(length(min = 1, max = 16))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    #[x_kube(validation = Rule::new("self.all(m, !has(m.count) || m.count >= 1)")
+        .message("an analysis step's metrics need count >= 1 (a step with count 0 would never end)"))]
     pub metrics: Vec<AnalysisMetric>,
 }
 

@@ -65,7 +65,8 @@ pub struct PauseStatus {
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AbortStatus {
-    /// `AnalysisFailed`, `SignatureMismatch`, `SignatureCheckFailed` or `Requested`.
+    /// `AnalysisFailed`, `SignatureMismatch`, `SignatureCheckFailed`, `CanaryUnhealthy` or
+    /// `Requested`.
     pub reason: String,
     /// Human-readable detail.
     pub message: String,
@@ -206,6 +207,10 @@ pub struct RolloutStatus {
     /// it is promoted as soon as it is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_track: Option<String>,
+    /// A `rollback` being carried out: `spec.model` is set to this revision's model (after this
+    /// status is written, again until the spec matches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<RolloutRevision>,
     /// Old stable revisions waiting for their scale-down delay.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scale_downs: Vec<ScaleDown>,

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{context::Context, error::Error, observe::Cluster};
 use crate::{
-    api::{ModelDeployment, TrafficMode},
+    api::{ModelDeployment, RolloutRevision, TrafficMode},
     build::{self, FIELD_MANAGER, labels::Track, route, signature_job},
     rollout::plan::Plan,
     validate::ValidSpec,
@@ -182,19 +182,28 @@ pub async fn carry_out(
         }
     }
 
-    if let Some(target) = &plan.rollback_to {
-        let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), ns);
-        let body = json!({"spec": {"model": {
-            "uri": target.uri, "sha256": target.sha256, "version": target.version,
-        }}});
-        api.patch(
-            &spec.owner.name,
-            &PatchParams::default(),
-            &Patch::Merge(&body),
-        )
-        .await
-        .map_err(kube_err("rollback", "ModelDeployment", &spec.owner.name))?;
-    }
+    Ok(())
+}
+
+/// A rollback's one write to the spec: `spec.model` set to the target revision's model. Done
+/// after the status that records the rollback is written (a spec write first would make that
+/// conditional status write fail), and repeated by later reconciles until the spec matches.
+pub async fn set_model(
+    ctx: &Context,
+    spec: &ValidSpec,
+    target: &RolloutRevision,
+) -> Result<(), Error> {
+    let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &spec.owner.namespace);
+    let body = json!({"spec": {"model": {
+        "uri": target.uri, "sha256": target.sha256, "version": target.version,
+    }}});
+    api.patch(
+        &spec.owner.name,
+        &PatchParams::default(),
+        &Patch::Merge(&body),
+    )
+    .await
+    .map_err(kube_err("rollback", "ModelDeployment", &spec.owner.name))?;
     Ok(())
 }
 

@@ -140,6 +140,12 @@ pub async fn observed(
             let problem = pods::pod_health(canary_pods, now, ctx.pod_not_ready_deadline);
             obs.canary_problem = problem.map(|p| format!("{}: {}", p.reason, p.message));
         }
+    } else if spec.rollout.is_some()
+        && let Some(s) = stable.filter(|s| s.signature.is_none())
+    {
+        // Read the stable model's signature while the spec still names it (a later candidate
+        // may rename the model), so a check never has to guess.
+        obs.stable_signature = stable_signature(ctx, spec, cluster.pods.get(&s.name)).await;
     }
     if rollout.traffic.mode == TrafficMode::GatewayApi
         && let Some(route_name) = &rollout.traffic.http_route

@@ -108,7 +108,9 @@ async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Err
     let now = status::now();
     let observed = Box::pin(observe::observed(ctx, &valid, &status, &cluster, &now)).await?;
     let mut plan = plan::plan(&valid, &status, &observed);
-    if let Some(target) = &plan.rollback_to {
+    if let Some(target) = &plan.rollback_to
+        && plan.rollout.fast_track.is_none()
+    {
         plan.rollout.fast_track = revision_with_model(obj, ctx, target);
     }
     let aggregate = observe::aggregate(&cluster, &valid);
@@ -145,6 +147,9 @@ async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Err
         Some(&plan),
     )
     .await?;
+    if let Some(target) = &plan.rollback_to {
+        apply::set_model(ctx, &valid, target).await?;
+    }
     ctx.metrics.rollout(
         &valid.owner.namespace,
         &valid.owner.name,

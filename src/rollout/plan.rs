@@ -93,7 +93,7 @@ pub struct Plan {
     pub route_weight: i32,
     /// The spec revision's signature Job should exist.
     pub check_signature: bool,
-    /// Set the spec's model to this revision's (an acknowledged rollback).
+    /// Set the spec's model to this revision's once the status is written (a rollback).
     pub rollback_to: Option<RolloutRevision>,
     pub transitions: Vec<Transition>,
     pub requeue: Duration,
@@ -194,6 +194,16 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
                 "Serving",
                 format!("revision {} is stable", label(&desired)),
             ));
+            // In the history too, so a later rollback can return to it.
+            push_history(
+                &mut history,
+                limit,
+                &desired,
+                Outcome::Promoted,
+                "Initial",
+                "the first revision".into(),
+                &now,
+            );
             desired.clone()
         }
     };
@@ -228,6 +238,7 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
             phase: RolloutPhase::Stable,
             last_request: st.last_request.take(),
             scale_downs: std::mem::take(&mut st.scale_downs),
+            rollback_to: st.rollback_to.take(),
             fast_track: None,
             ..Default::default()
         };
@@ -264,6 +275,7 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
             steps_hash: steps::steps_hash(&rollout_spec),
             last_request: st.last_request.take(),
             scale_downs: std::mem::take(&mut st.scale_downs),
+            rollback_to: st.rollback_to.take(),
             fast_track: st.fast_track.take().filter(|_| fast),
             ..Default::default()
         };
@@ -307,7 +319,6 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
     }
 
     // 4. A request.
-    let mut rollback_to = None;
     match &obs.request {
         Some(Ok(request)) => {
             let (ack, effects) = requests::apply(request, &mut st, Some(&stable), &history, &now);
@@ -334,7 +345,9 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
                     format!("revision {} rolled back: aborted by request", label(c)),
                 ));
             }
-            rollback_to = effects.rollback_to;
+            if effects.rollback_to.is_some() {
+                st.rollback_to = effects.rollback_to;
+            }
             st.last_request = Some(ack);
         }
         Some(Err((id, reason))) => {
@@ -349,6 +362,15 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
         }
         None => {}
     }
+
+    // A rollback is carried out (by writing spec.model after this status) until the spec names
+    // the target's model.
+    if st.rollback_to.as_ref().is_some_and(|t| {
+        (&t.uri, &t.sha256, &t.version) == (&desired.uri, &desired.sha256, &desired.version)
+    }) {
+        st.rollback_to = None;
+    }
+    let rollback_to = st.rollback_to.clone();
 
     // 5. Advance.
     let n = spec.replicas;
@@ -400,15 +422,24 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
                     (None, _) if stable.signature.is_none() && stable_view.ready > 0 => {
                         wait(WAITING)
                     }
-                    _ => {
+                    (diff, _) => {
                         st.phase = RolloutPhase::Progressing;
                         st.current_step = 0;
                         st.step_started_at = Some(now.clone());
                         st.started_at = Some(now.clone());
-                        transitions.push(note(
-                            "SignatureChecked",
-                            "the candidate's inputs and outputs match the stable model's".into(),
-                        ));
+                        let message = match diff {
+                            Some(Ok(())) => {
+                                "the candidate's inputs and outputs match the stable model's".into()
+                            }
+                            Some(Err(diffs)) => format!(
+                                "signature change allowed (allowSignatureChange): {}",
+                                diffs.join("; ")
+                            ),
+                            None => "the stable model's signature is unknown (no ready stable \
+                                     pod to read it from): not compared"
+                                .into(),
+                        };
+                        transitions.push(note("SignatureChecked", message));
                     }
                 }
             }
@@ -521,6 +552,7 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
                     phase: RolloutPhase::Stable,
                     last_request: st.last_request.take(),
                     scale_downs: std::mem::take(&mut st.scale_downs),
+                    rollback_to: st.rollback_to.take(),
                     ..Default::default()
                 };
             }

@@ -82,6 +82,9 @@ fn a_new_object_is_stable_at_once() {
     assert_eq!(p.canary, None);
     assert!(!p.check_signature);
     assert_eq!(reasons(&p), vec!["Serving"]);
+    // Recorded as promoted, so a rollback can return to it.
+    assert_eq!(p.history.len(), 1);
+    assert_eq!(p.history[0].outcome, Outcome::Promoted);
 }
 
 #[test]
@@ -258,7 +261,18 @@ fn planning_again_from_what_was_written_does_nothing_twice() {
         assert!(again.transitions.is_empty(), "{:?}", again.transitions);
     }
     assert_eq!(status.stable.unwrap().name, r2);
-    assert_eq!(status.history.len(), 1);
+    let outcomes: Vec<_> = status
+        .history
+        .iter()
+        .map(|h| (h.outcome, h.reason.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (Outcome::Promoted, "Initial"),
+            (Outcome::Promoted, "Promoted")
+        ]
+    );
 }
 
 #[test]
@@ -395,8 +409,22 @@ fn rollback_returns_to_a_promoted_revision() {
         None,
     );
     let p = plan(&v1, &status, &o);
-    assert_eq!(p.rollback_to, Some(old));
-    assert_eq!(p.rollout.last_request.unwrap().result, "Done");
+    assert_eq!(p.rollback_to, Some(old.clone()));
+    assert_eq!(p.rollout.last_request.clone().unwrap().result, "Done");
+    // Until the spec names the target's model, every plan asks for the spec write again (a
+    // restart between the status and the spec write loses nothing).
+    let mut pending = written(&p);
+    pending.rollout.as_mut().unwrap().fast_track = Some("fast".into());
+    let again = plan(&v1, &pending, &obs(6, &[(&v1.revision, 4, 4)]));
+    assert_eq!(again.rollback_to, Some(old.clone()));
+    assert!(again.transitions.is_empty());
+    // Once it does, the rollback is done.
+    let mut v0 = spec("v0", 4, steps());
+    v0.model_uri = old.uri.clone();
+    v0.version = old.version.clone();
+    let after = plan(&v0, &pending, &obs(7, &[(&v1.revision, 4, 4)]));
+    assert_eq!(after.rollback_to, None);
+    assert_eq!(after.rollout.rollback_to, None);
     // An unknown revision is refused.
     o.request = requests::pending(
         Some(r#"{"id":"y","action":"rollback","revision":"ffff"}"#),
