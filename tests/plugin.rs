@@ -112,7 +112,7 @@ async fn promote_writes_a_request_and_reports_done() {
             .spawn()
             .expect("start");
         let request = request_after(&api, None).await;
-        assert_eq!(request.action, "promote");
+        assert_eq!(request.action.as_str(), "promote");
         assert_eq!(request.revision, None);
         assert!(
             request.id.len() > 16 && request.id.contains('-'),
@@ -158,7 +158,7 @@ async fn kubectl_runs_the_plugin_and_a_refusal_exits_1() {
             .spawn()
             .expect("start kubectl");
         let request = request_after(&api, None).await;
-        assert_eq!(request.action, "abort");
+        assert_eq!(request.action.as_str(), "abort");
         acknowledge(&api, &request, "Refused", "no rollout to abort").await;
         let out = finish(child).await;
         assert_eq!(out.status.code(), Some(1), "{}", report(&out));
@@ -193,7 +193,7 @@ async fn no_answer_in_time_exits_2_and_leaves_the_request() {
             report(&out)
         );
         let left = recorded(&api.get(NAME).await.expect("get")).expect("request still there");
-        assert_eq!(left.action, "pause");
+        assert_eq!(left.action.as_str(), "pause");
     })
     .await;
 }
@@ -216,7 +216,7 @@ async fn every_verb_records_its_action() {
             let out = output(plugin(&ns, &args)).await;
             assert_eq!(out.status.code(), Some(0), "{args:?}: {}", report(&out));
             let request = recorded(&api.get(NAME).await.expect("get")).expect("request");
-            assert_eq!(request.action, action, "{args:?}");
+            assert_eq!(request.action.as_str(), action, "{args:?}");
             assert_ne!(Some(&request.id), previous.as_ref(), "ids are unique");
             assert!(text(&out.stdout).contains(&request.id), "{}", report(&out));
             previous = Some(request.id);

@@ -12,7 +12,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher::watch_object},
 };
 
-use super::request::{Progress, Request, progress};
+use super::request::{Progress, Request, merge_patch, progress};
 use crate::api::ModelDeployment;
 
 /// The ModelDeployment a verb works on.
@@ -80,7 +80,7 @@ impl Target {
             .patch(
                 &self.name,
                 &PatchParams::default(),
-                &Patch::Merge(request.merge_patch()),
+                &Patch::Merge(merge_patch(request)),
             )
             .await
             .with_context(|| format!("writing the request on {}/{}", self.namespace, self.name))?;

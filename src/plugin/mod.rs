@@ -28,7 +28,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use self::{
     cluster::Target,
-    request::{Action, EXIT_REFUSED, EXIT_TIMEOUT, Progress, Request},
+    request::{Action, EXIT_REFUSED, EXIT_TIMEOUT, Progress},
 };
 
 /// The executable name kubectl looks for.
@@ -212,11 +212,11 @@ async fn run(args: PluginArgs) -> anyhow::Result<u8> {
     let revision = revision
         .map(|arg| history::resolve_revision(&arg, current.status.as_ref()))
         .transpose()?;
-    let request = Request::new(action, revision, Timestamp::now(), rand::random());
+    let request = request::new(action, revision, Timestamp::now(), rand::random());
     target.send(&request).await?;
     let described = match &request.revision {
         Some(rev) => format!("{} to {rev}", request.action),
-        None => request.action.clone(),
+        None => request.action.to_string(),
     };
     if wait.no_wait {
         emit(&format!(

@@ -1,17 +1,16 @@
 //! A verb as the operator receives it: the `modelpilot.io/request` annotation the plugin writes,
 //! and how the operator's answer in `status.rollout.lastRequest` reads back.
 //!
-//! Everything here is pure, so the plugin's I/O stays a thin shell: build the request, patch it
-//! onto the object, watch until [`progress`] says the request was answered, print [`render_ack`]
-//! and exit with [`exit_code`].
+//! The request itself is the operator's type ([`crate::rollout::requests::Request`], re-exported
+//! here), so what the plugin writes is by construction what the operator reads. Everything here
+//! is pure, so the plugin's I/O stays a thin shell: build the request, patch it onto the object,
+//! watch until [`progress`] says the request was answered, print [`render_ack`] and exit with
+//! [`exit_code`].
 
 use k8s_openapi::jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use crate::api::{ModelDeployment, RequestAck};
-
-/// The annotation carrying a request to the operator.
-pub const REQUEST_ANNOTATION: &str = "modelpilot.io/request";
+pub use crate::rollout::requests::{ANNOTATION, Action, Request};
 
 /// `result` of an acknowledgement that carried the request out.
 pub const DONE: &str = "Done";
@@ -23,80 +22,32 @@ pub const EXIT_REFUSED: u8 = 1;
 /// Exit code when no acknowledgement came in time (the request stays recorded).
 pub const EXIT_TIMEOUT: u8 = 2;
 
-/// What a request asks the operator to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Go on to the next step.
-    Promote,
-    /// Skip the remaining steps and analysis: promote now.
-    PromoteFull,
-    /// Roll the candidate back.
-    Abort,
-    /// Restart an aborted rollout.
-    Retry,
-    /// Hold the rollout at its current step.
-    Pause,
-    /// Continue a paused rollout.
-    Resume,
-    /// Make an earlier revision the candidate (promoted as soon as it is ready).
-    Rollback,
-}
-
-impl Action {
-    /// The `action` string of the request.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Promote => "promote",
-            Self::PromoteFull => "promote-full",
-            Self::Abort => "abort",
-            Self::Retry => "retry",
-            Self::Pause => "pause",
-            Self::Resume => "resume",
-            Self::Rollback => "rollback",
-        }
+/// A request with an id made of `now` and `nonce` (see [`request_id`]).
+pub fn new(action: Action, revision: Option<String>, now: Timestamp, nonce: u32) -> Request {
+    Request {
+        id: request_id(now, nonce),
+        action,
+        revision,
     }
 }
 
-/// The JSON value of the `modelpilot.io/request` annotation.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct Request {
-    /// Unique per request: the operator carries out each id once and echoes it in its ack.
-    pub id: String,
-    /// One of the [`Action`] strings.
-    pub action: String,
-    /// The revision to roll back to (`rollback` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<String>,
-}
-
-impl Request {
-    /// A request with an id made of `now` and `nonce` (see [`request_id`]).
-    pub fn new(action: Action, revision: Option<String>, now: Timestamp, nonce: u32) -> Self {
-        Self {
-            id: request_id(now, nonce),
-            action: action.as_str().to_string(),
-            revision,
-        }
-    }
-
-    /// The JSON merge patch that writes this request onto an object's metadata.
-    ///
-    /// ```
-    /// use k8s_openapi::jiff::Timestamp;
-    /// use modelpilot::plugin::request::{Action, Request};
-    ///
-    /// let request = Request::new(Action::Pause, None, Timestamp::UNIX_EPOCH, 0xbeef);
-    /// let patch = request.merge_patch();
-    /// assert_eq!(
-    ///     patch["metadata"]["annotations"]["modelpilot.io/request"],
-    ///     r#"{"id":"19700101T000000Z-0000beef","action":"pause"}"#
-    /// );
-    /// ```
-    pub fn merge_patch(&self) -> serde_json::Value {
-        // Serialising two strings and an optional string cannot fail.
-        let value = serde_json::to_string(self).unwrap_or_default();
-        serde_json::json!({"metadata": {"annotations": {REQUEST_ANNOTATION: value}}})
-    }
+/// The JSON merge patch that writes `request` onto an object's metadata.
+///
+/// ```
+/// use k8s_openapi::jiff::Timestamp;
+/// use modelpilot::plugin::request::{Action, merge_patch, new};
+///
+/// let request = new(Action::Pause, None, Timestamp::UNIX_EPOCH, 0xbeef);
+/// let patch = merge_patch(&request);
+/// assert_eq!(
+///     patch["metadata"]["annotations"]["modelpilot.io/request"],
+///     r#"{"id":"19700101T000000Z-0000beef","action":"pause"}"#
+/// );
+/// ```
+pub fn merge_patch(request: &Request) -> serde_json::Value {
+    // Serialising two strings, a unit enum and an optional string cannot fail.
+    let value = serde_json::to_string(request).unwrap_or_default();
+    serde_json::json!({"metadata": {"annotations": {ANNOTATION: value}}})
 }
 
 /// A request id: the UTC time to the second, then 8 random hex digits, so ids sort by time and
@@ -113,14 +64,25 @@ pub fn request_id(now: Timestamp, nonce: u32) -> String {
     format!("{}-{nonce:08x}", now.strftime("%Y%m%dT%H%M%SZ"))
 }
 
-/// The request recorded on `mdep`, if its annotation parses.
-pub fn recorded(mdep: &ModelDeployment) -> Option<Request> {
-    let text = mdep
-        .metadata
+/// The annotation's text on `mdep`, if any.
+fn annotation(mdep: &ModelDeployment) -> Option<&str> {
+    mdep.metadata
         .annotations
         .as_ref()?
-        .get(REQUEST_ANNOTATION)?;
-    serde_json::from_str(text).ok()
+        .get(ANNOTATION)
+        .map(String::as_str)
+}
+
+/// The request recorded on `mdep`, if its annotation parses.
+pub fn recorded(mdep: &ModelDeployment) -> Option<Request> {
+    serde_json::from_str(annotation(mdep)?).ok()
+}
+
+/// The id of the request recorded on `mdep`, even one whose action this version does not know
+/// (the operator refuses that one by its id).
+fn recorded_id(mdep: &ModelDeployment) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(annotation(mdep)?).ok()?;
+    value.get("id")?.as_str().map(str::to_owned)
 }
 
 /// Where request `id` stands on the object as last seen.
@@ -147,8 +109,8 @@ pub fn progress(mdep: &ModelDeployment, id: &str) -> Progress {
     if let Some(ack) = ack.filter(|ack| ack.id == id) {
         return Progress::Acknowledged(ack.clone());
     }
-    match recorded(mdep) {
-        Some(other) if other.id != id => Progress::Superseded(other.id),
+    match recorded_id(mdep) {
+        Some(other) if other != id => Progress::Superseded(other),
         _ => Progress::Pending,
     }
 }

@@ -19,7 +19,7 @@ fn with_annotation(mut mdep: ModelDeployment, value: &str) -> ModelDeployment {
     mdep.metadata
         .annotations
         .get_or_insert_with(Default::default)
-        .insert(REQUEST_ANNOTATION.into(), value.into());
+        .insert(ANNOTATION.into(), value.into());
     mdep
 }
 
@@ -36,15 +36,28 @@ fn actions_are_spelled_as_the_operator_reads_them() {
     ];
     for (action, spelled) in table {
         assert_eq!(action.as_str(), spelled);
+        assert_eq!(action.to_string(), spelled);
+        // What the plugin writes is what the operator's `pending` reads back.
+        let request = new(action, None, now(), 1);
+        let written = merge_patch(&request)["metadata"]["annotations"][ANNOTATION]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            written.contains(&format!(r#""action":"{spelled}""#)),
+            "{written}"
+        );
+        let read = crate::rollout::requests::pending(Some(&written), None);
+        assert_eq!(read, Some(Ok(request)), "{spelled}");
     }
 }
 
 #[test]
 fn the_patch_carries_the_request_as_json() {
-    let request = Request::new(Action::Rollback, Some("aaaaaaaaaa".into()), now(), 7);
+    let request = new(Action::Rollback, Some("aaaaaaaaaa".into()), now(), 7);
     assert_eq!(request.id, "20250101T120000Z-00000007");
-    let patch = request.merge_patch();
-    let value = patch["metadata"]["annotations"][REQUEST_ANNOTATION]
+    let patch = merge_patch(&request);
+    let value = patch["metadata"]["annotations"][ANNOTATION]
         .as_str()
         .unwrap();
     let parsed: serde_json::Value = serde_json::from_str(value).unwrap();
@@ -85,6 +98,12 @@ fn progress_table() {
         (
             "another request replaced ours",
             with_annotation(bare(), theirs),
+            "mine",
+            Progress::Superseded("theirs".into()),
+        ),
+        (
+            "a request with a verb this plugin does not know replaced ours",
+            with_annotation(bare(), r#"{"id":"theirs","action":"explode"}"#),
             "mine",
             Progress::Superseded("theirs".into()),
         ),

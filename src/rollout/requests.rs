@@ -5,9 +5,12 @@
 //! "Once" comes from the acknowledgement living in the same status write as the state change it
 //! caused: a request whose id is already acknowledged is never looked at again, and one that is not
 //! yet acknowledged is decided again from the same status after a restart.
+//!
+//! [`Request`] is the one definition of the annotation's JSON: the operator reads it, and `kubectl
+//! modelpilot` (`crate::plugin::request`) writes it.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::{
     AbortStatus, HistoryEntry, Outcome, PauseStatus, RequestAck, RolloutPhase, RolloutRevision,
@@ -18,7 +21,7 @@ use crate::api::{
 pub const ANNOTATION: &str = "modelpilot.io/request";
 
 /// A verb.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// End the current step (or pause) and go to the next one.
@@ -52,15 +55,29 @@ impl Action {
     }
 }
 
-/// A request read from the annotation.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request as the annotation carries it.
+///
+/// ```
+/// use modelpilot::rollout::requests::{Action, Request};
+/// let r = Request { id: "a1".into(), action: Action::PromoteFull, revision: None };
+/// let json = serde_json::to_string(&r).unwrap();
+/// assert_eq!(json, r#"{"id":"a1","action":"promote-full"}"#);
+/// assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), r);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// Unique id, echoed in the acknowledgement.
     pub id: String,
     /// The verb.
     pub action: Action,
     /// Target revision of a rollback.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
 }
 
