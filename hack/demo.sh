@@ -11,6 +11,9 @@
 #   5. send an inference request to the Service's ClusterIP (kube-proxy), print which pod
 #      answered and its IP; `kubectl get pods -o wide`; a short bounded load run reported per
 #      pod; the servers' request counters read back from Prometheus
+#   6. two canary rollouts under load, nobody watching: a retrained model (v2) shifted to 50 %,
+#      judged against the stable one on errors and p99, promoted; then a model that fails
+#      requests (v3), rolled back by the analysis; `kubectl modelpilot status` and `history`
 #
 # Needs root (the node agent makes network namespaces). Everything stays up to look around;
 # `make cluster-down` stops it all.
@@ -180,6 +183,52 @@ PY
 		--input-csv "$csv" --label-column label --feedback
 }
 
+upload() { # KEY FILE: into the demo's store
+	AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_DEFAULT_REGION=us-east-1 \
+		"$python" - "$store" "$bucket" "$1" "$2" <<'PY'
+import sys, boto3
+endpoint, bucket, key, path = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=endpoint)
+s3.upload_file(path, bucket, key)
+print(f"uploaded s3://{bucket}/{key}")
+PY
+}
+
+# The newest history entry is about `version` (promoted or rolled back).
+rollout_ended() {
+	local got
+	got="$("${kn[@]}" get mdep "$name" -o jsonpath='{.status.history[-1:].revision.version}/{.status.history[-1:].outcome}')"
+	[[ "$got" == "$1/Promoted" || "$got" == "$1/RolledBack" ]]
+}
+
+canary() { # VERSION MODEL-FILE
+	local version="$1" file="$2" model_key="iris/$1/model.onnx" model_sha load_pid
+	banner "canary: $file as version $version: 50 % of the pods, analysis (errors, p99 against the stable revision), then 100 %"
+	upload "$model_key" "$models_dir/$file"
+	model_sha="$(sha256sum "$models_dir/$file" | cut -d' ' -f1)"
+	# Labelled load through the Service the whole time (bounded: 90 s at most).
+	KUBECONFIG="$kubeconfig" "$loadgen" --service "$demo_ns/$name" --model iris \
+		--requests 100000 --duration 90s --rate 40 --concurrency 4 --fresh-connections \
+		--input-csv "$models_dir/iris.eval.csv" --label-column species --feedback \
+		>"$log_dir/demo-load-$version.txt" 2>&1 &
+	load_pid=$!
+	"${kn[@]}" patch mdep "$name" --type merge -p "{\"spec\": {
+  \"model\": {\"uri\": \"s3://$bucket/$model_key\", \"sha256\": \"$model_sha\", \"version\": \"$version\"},
+  \"rollout\": {\"scaleDownDelaySeconds\": 5, \"steps\": [
+    {\"setWeight\": 50},
+    {\"analysis\": {\"metrics\": [
+      {\"name\": \"errors\", \"intervalSeconds\": 3, \"count\": 2, \"minSample\": 10,
+       \"errorRate\": {\"maxIncreaseOverStable\": 0.01}},
+      {\"name\": \"p99\", \"intervalSeconds\": 3, \"count\": 2, \"minSample\": 10,
+       \"latency\": {\"quantile\": 0.99, \"bound\": {\"maxRatioToStable\": 3.0}}}]}}]}}}"
+	wait_until "the rollout of version $version to end" "$wait_timeout" rollout_ended "$version"
+	kill -INT "$load_pid" 2>/dev/null || true
+	wait "$load_pid" || true
+	"$modelpilot" plugin --kubeconfig "$kubeconfig" -n "$demo_ns" status "$name"
+	banner "load during the rollout ($log_dir/demo-load-$version.txt)"
+	cat "$log_dir/demo-load-$version.txt"
+}
+
 prometheus_query() {
 	curl -fsS -G --data-urlencode "query=$1" "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query"
 }
@@ -209,11 +258,16 @@ main() {
 	infer
 	load
 	prometheus_counters
+	canary 2 iris_v2.onnx
+	canary 3 iris_failing.onnx
+	banner "kubectl modelpilot history $name"
+	"$modelpilot" plugin --kubeconfig "$kubeconfig" -n "$demo_ns" history "$name"
 	banner "look around"
 	cat <<EOF
   export KUBECONFIG=$kubeconfig PATH=$bin_dir:\$PATH
   kubectl -n $demo_ns get mdep,pods -o wide   # ModelDeployments (short name mdep) and their pods
   kubectl -n $demo_ns describe mdep $name
+  make plugin; kubectl modelpilot -n $demo_ns status $name    # the rollout, step by step
   kubectl -n $demo_ns logs -l modelpilot.io/name=$name   # the servers' logs, through the node agent
   curl $url/v2/models/iris                    # model metadata, through the ClusterIP
   curl http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets   # what Prometheus scrapes
