@@ -174,9 +174,8 @@ pub async fn wait_rollout(
     timeout: Duration,
     pred: impl Fn(&ModelDeploymentStatus) -> bool + Send + Sync + 'static,
 ) -> ModelDeployment {
-    let cond = move |md: Option<&ModelDeployment>| {
-        md.and_then(|m| m.status.as_ref()).is_some_and(&pred)
-    };
+    let cond =
+        move |md: Option<&ModelDeployment>| md.and_then(|m| m.status.as_ref()).is_some_and(&pred);
     wait_for(api, name, timeout, cond).await
 }
 

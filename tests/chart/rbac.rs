@@ -46,7 +46,11 @@ const OPERATOR: &[(&str, &str, &[&str])] = &[
         &["get", "list", "watch", "create", "patch", "delete"],
     ),
     // The candidate's signature check.
-    ("batch", "jobs", &["get", "list", "watch", "create", "delete"]),
+    (
+        "batch",
+        "jobs",
+        &["get", "list", "watch", "create", "delete"],
+    ),
     // Gateway API traffic: the weights of the user's route.
     ("gateway.networking.k8s.io", "httproutes", &["get", "patch"]),
     // Read only: the pods' states say why a model does not serve.
