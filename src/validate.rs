@@ -224,7 +224,9 @@ fn check_rollout(r: &RolloutSpec) -> Result<(), SpecError> {
         if let Some(a) = &step.analysis
             && a.metrics.iter().any(|m| m.count < 1)
         {
-            return err(format!("steps[{i}].analysis: every metric needs count >= 1"));
+            return err(format!(
+                "steps[{i}].analysis: every metric needs count >= 1"
+            ));
         }
         if step.set_weight.is_some_and(|w| !(0..=100).contains(&w)) {
             return err(format!("steps[{i}].setWeight must be between 0 and 100"));
