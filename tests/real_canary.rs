@@ -186,3 +186,50 @@ async fn a_failing_model_is_rolled_back_within_the_failure_budget() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn prometheus_metrics_and_a_business_query_judge_the_canary() {
+    let Some(prometheus) = real_support::prometheus_url() else {
+        panic!("no Prometheus in .cluster/run/ports.env: run `make cluster-up`");
+    };
+    let models = Models::upload().await;
+    with_controller("mp-canary-prom", |ns| async move {
+        // Prometheus scrapes every 2 s: windows of 10 s hold several scrapes per pod.
+        let rollout = json!({
+            "prometheus": {"url": prometheus, "timeoutSeconds": 5},
+            "steps": [
+                {"setWeight": 50},
+                {"analysis": {"metrics": [
+                    {"name": "prom-errors", "source": "Prometheus", "intervalSeconds": 10,
+                     "count": 1, "minSample": 10, "inconclusiveLimit": 3,
+                     "errorRate": {"maxIncreaseOverStable": 0.01}},
+                    {"name": "served-rate", "intervalSeconds": 10, "count": 1,
+                     "inconclusiveLimit": 3,
+                     "query": {"promql": "sum(rate(modelpilot_inference_requests_total{namespace=\"$namespace\",revision=\"$revision\",endpoint=\"infer\",code=\"200\"}[20s]))",
+                               "success": {"min": 1.0}}}
+                ]}}
+            ],
+            "scaleDownDelaySeconds": 1
+        });
+        let mdeps = stable_v1(&ns, &models, "prom", 2, rollout).await;
+        let traffic = load(&ns, "prom", 40.0, 120);
+        let v2 = models.get("iris_v2.onnx");
+        set_model(&mdeps, "prom", &v2.uri, &v2.sha256, "v2").await;
+        let done = wait_rollout(&mdeps, "prom", START, |s| {
+            s.history.last().is_some_and(|h| h.revision.version.as_deref() == Some("v2"))
+        })
+        .await;
+        traffic.interrupt().await;
+        let status = done.status.unwrap_or_default();
+        // `count: 1` counts conclusive measurements: the analysis step only ends on a Successful
+        // one from each source (a Failed one rolls back), so the promotion shows both the
+        // Prometheus-measured error rate and the PromQL query judged the canary.
+        assert_eq!(
+            history_outcome(&status),
+            Some((Outcome::Promoted, "Promoted")),
+            "{:#?}",
+            status.history
+        );
+    })
+    .await;
+}
