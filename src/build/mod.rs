@@ -19,17 +19,6 @@ use crate::validate::ValidSpec;
 /// The field manager every object applied by the operator is written under.
 pub const FIELD_MANAGER: &str = "modelpilot";
 
-/// The children of one `ModelDeployment` that are built from the current spec. Deployments of
-/// other revisions (an older stable one while a canary runs) are only scaled, never rebuilt:
-/// the spec that defined them is gone.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Children {
-    /// The spec revision's Deployment, when it should exist now.
-    pub deployment: Option<k8s_openapi::api::apps::v1::Deployment>,
-    /// The main Service and, behind a Gateway API route, the stable and canary Services.
-    pub services: Vec<k8s_openapi::api::core::v1::Service>,
-}
-
 /// Metadata of a child named after its owner: namespace, common labels, owner reference.
 pub fn child_metadata(spec: &ValidSpec) -> ObjectMeta {
     ObjectMeta {

@@ -282,7 +282,7 @@ fn args_parse_with_the_signature_commands_own_cli() {
     assert_eq!(parsed.model_uri, "s3://models/iris/v1.onnx");
     assert_eq!(parsed.sha256, Some("ab".repeat(32)));
     assert_eq!(
-        parsed.cache_dir.as_deref(),
+        parsed.download.cache_dir.as_deref(),
         Some(std::path::Path::new("/var/cache/modelpilot"))
     );
     assert_eq!(

@@ -46,17 +46,12 @@ pub async fn cluster(ctx: &Context, spec: &ValidSpec) -> Result<Cluster, Error> 
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(kube_err("Deployment", name))?;
-    let mut by_rev = BTreeMap::new();
-    for d in list.items {
-        let rev = d
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(labels::REVISION))
-            .cloned()
-            .unwrap_or_default();
-        by_rev.insert(rev, d);
-    }
+    // One Deployment per revision (a legacy one without the label under "").
+    let by_rev = list
+        .items
+        .into_iter()
+        .map(|d| (revision_label(&d.metadata), d))
+        .collect();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let list = pods
         .list(&ListParams::default().labels(&selector))
@@ -64,19 +59,24 @@ pub async fn cluster(ctx: &Context, spec: &ValidSpec) -> Result<Cluster, Error> 
         .map_err(kube_err("Pod", name))?;
     let mut pods_by_rev: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
     for p in list.items {
-        let rev = p
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(labels::REVISION))
-            .cloned()
-            .unwrap_or_default();
-        pods_by_rev.entry(rev).or_default().push(p);
+        pods_by_rev
+            .entry(revision_label(&p.metadata))
+            .or_default()
+            .push(p);
     }
     Ok(Cluster {
         deployments: by_rev,
         pods: pods_by_rev,
     })
+}
+
+/// The `modelpilot.io/revision` label of an object ("" without one).
+fn revision_label(meta: &kube::api::ObjectMeta) -> String {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(labels::REVISION))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Replica counts of each revision's Deployment.

@@ -62,21 +62,12 @@ pub struct ServeArgs {
         default_value = "all"
     )]
     pub graph_optimization_level: OptimizationLevel,
-    /// Directory for downloaded models (default: $MODELPILOT_CACHE/models or ~/.cache/modelpilot/models).
-    #[arg(long, env = "MODELPILOT_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
     /// Largest request body accepted (bytes).
     #[arg(long, env = "MODELPILOT_MAX_BODY_BYTES", default_value_t = 64 << 20)]
     pub max_body_bytes: usize,
-    /// Largest model file downloaded (bytes).
-    #[arg(long, env = "MODELPILOT_MAX_MODEL_BYTES", default_value_t = 4 << 30)]
-    pub max_model_bytes: u64,
-    /// Timeout to connect when downloading the model (seconds).
-    #[arg(long, env = "MODELPILOT_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
-    pub connect_timeout_secs: u64,
-    /// Timeout for the whole model download (seconds).
-    #[arg(long, env = "MODELPILOT_DOWNLOAD_TIMEOUT_SECS", default_value_t = 600)]
-    pub download_timeout_secs: u64,
+    /// Where and how the model is downloaded.
+    #[command(flatten)]
+    pub download: DownloadArgs,
     /// Merge concurrent requests into batches along dimension 0.
     #[arg(long, env = "MODELPILOT_BATCHING", default_value_t = false)]
     pub batching: bool,
@@ -161,9 +152,32 @@ impl ServeArgs {
 
     /// Download limits and cache location.
     pub fn source_limits(&self) -> SourceLimits {
-        let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        self.download.source_limits()
+    }
+}
+
+/// The model download flags `modelpilot serve` and `modelpilot signature` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DownloadArgs {
+    /// Directory for downloaded models (default: $MODELPILOT_CACHE/models or ~/.cache/modelpilot/models).
+    #[arg(long, env = "MODELPILOT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Largest model file downloaded (bytes).
+    #[arg(long, env = "MODELPILOT_MAX_MODEL_BYTES", default_value_t = 4 << 30)]
+    pub max_model_bytes: u64,
+    /// Timeout to connect when downloading the model (seconds).
+    #[arg(long, env = "MODELPILOT_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
+    pub connect_timeout_secs: u64,
+    /// Timeout for the whole model download (seconds).
+    #[arg(long, env = "MODELPILOT_DOWNLOAD_TIMEOUT_SECS", default_value_t = 600)]
+    pub download_timeout_secs: u64,
+}
+
+impl DownloadArgs {
+    /// Download limits and cache location.
+    pub fn source_limits(&self) -> SourceLimits {
         SourceLimits {
-            cache_dir,
+            cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
             max_bytes: self.max_model_bytes,
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
             timeout: Duration::from_secs(self.download_timeout_secs),

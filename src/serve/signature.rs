@@ -19,7 +19,7 @@
 //! fit lists only the first tensors and says so in a `truncated` member holding the full counts
 //! and a digest of the whole signature, so two truncated signatures still compare exactly.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{collections::HashMap, path::PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     ModelFile,
-    config::{OptimizationLevel, default_cache_dir},
+    config::{DownloadArgs, OptimizationLevel},
     model::{ModelInfo, SessionConfig, TensorSpec},
     source::SourceLimits,
     termination::{self, MAX_BYTES},
@@ -316,18 +316,9 @@ pub struct SignatureArgs {
         default_value = "all"
     )]
     pub graph_optimization_level: OptimizationLevel,
-    /// Directory for downloaded models (default: $MODELPILOT_CACHE/models or ~/.cache/modelpilot/models).
-    #[arg(long, env = "MODELPILOT_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Largest model file downloaded (bytes).
-    #[arg(long, env = "MODELPILOT_MAX_MODEL_BYTES", default_value_t = 4 << 30)]
-    pub max_model_bytes: u64,
-    /// Timeout to connect when downloading the model (seconds).
-    #[arg(long, env = "MODELPILOT_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
-    pub connect_timeout_secs: u64,
-    /// Timeout for the whole model download (seconds).
-    #[arg(long, env = "MODELPILOT_DOWNLOAD_TIMEOUT_SECS", default_value_t = 600)]
-    pub download_timeout_secs: u64,
+    /// Where and how the model is downloaded (the same flags as `modelpilot serve`).
+    #[command(flatten)]
+    pub download: DownloadArgs,
     /// File that receives the signature, or the error (the default path is written only when
     /// it exists, as it does in a pod).
     #[arg(
@@ -346,12 +337,7 @@ pub struct SignatureArgs {
 
 impl SignatureArgs {
     fn source_limits(&self) -> SourceLimits {
-        SourceLimits {
-            cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
-            max_bytes: self.max_model_bytes,
-            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
-            timeout: Duration::from_secs(self.download_timeout_secs),
-        }
+        self.download.source_limits()
     }
 }
 
