@@ -30,7 +30,6 @@ pub enum Error {
         message: String,
     },
 
-    /// Any other API failure (unreachable server, timeout, 5xx, RBAC): retried with backoff.
     /// The user's HTTPRoute cannot carry the rollout's weights (retried: the route may be fixed).
     #[error("{0}")]
     Route(#[from] crate::build::route::RouteError),
@@ -43,6 +42,7 @@ pub enum Error {
     #[error("reconcile task failed: {0}")]
     Internal(String),
 
+    /// Any other API failure (unreachable server, timeout, 5xx, RBAC): retried with backoff.
     #[error("{stage} {kind} {name}: {source}")]
     Api {
         stage: &'static str,

@@ -2,9 +2,12 @@
 //!
 //! Only the fetch, observe (`observe.rs`), apply (`apply.rs`) and status stages touch the API;
 //! validation (`crate::validate`), the plan (`crate::rollout::plan`), building (`crate::build`)
-//! and pod health (`pods.rs`) are pure functions. Children are written with server-side apply
-//! under one field manager, so a reconcile that changes nothing writes nothing new. Status is
-//! patched only when it changed, conditional on the resourceVersion the reconcile started from.
+//! and pod health (`pods.rs`) are pure functions. The spec revision's Deployment and the
+//! Services are written with server-side apply under one field manager, so a reconcile that
+//! changes nothing writes nothing new; other revisions are only scaled (merge patch), the route's
+//! rules are replaced conditionally on its resourceVersion, and a signature Job is created once.
+//! Status is patched only when it changed, conditional on the resourceVersion the reconcile
+//! started from; a rollback's spec write comes after it.
 
 use std::{
     sync::Arc,
