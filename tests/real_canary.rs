@@ -14,41 +14,8 @@ use std::time::{Duration, Instant};
 
 use canary_support::*;
 use common::{TestNamespace, with_controller};
-use kube::{Api, api::PostParams};
-use modelpilot::api::{ModelDeployment, ModelDeploymentStatus, Outcome, RolloutPhase};
+use modelpilot::api::{ModelDeploymentStatus, Outcome, RolloutPhase};
 use serde_json::json;
-
-/// Start-up on real pods includes the model download and load: allow for a loaded machine.
-const START: Duration = Duration::from_secs(120);
-
-/// Create `name` serving `iris.onnx` as v1 with `rollout` and wait until it serves.
-async fn stable_v1(
-    ns: &TestNamespace,
-    models: &Models,
-    name: &str,
-    replicas: i32,
-    rollout: serde_json::Value,
-) -> Api<ModelDeployment> {
-    let mdeps: Api<ModelDeployment> = ns.api();
-    models.create_secret(ns).await;
-    let iris = models.get("iris.onnx");
-    let mut md = mdep_with_rollout(name, &iris.uri, &iris.sha256, "v1", rollout);
-    md.spec.replicas = replicas;
-    mdeps
-        .create(&PostParams::default(), &md)
-        .await
-        .expect("create ModelDeployment");
-    wait_rollout(&mdeps, name, START, |s| {
-        s.stable.as_ref().and_then(|r| r.version.as_deref()) == Some("v1")
-            && s.ready_replicas >= s.replicas.max(1)
-            && s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-    .await;
-    wait_serving(ns, name).await;
-    mdeps
-}
 
 /// Labelled load through the Service (feedback on), bounded in time.
 fn load(ns: &TestNamespace, name: &str, rate: f64, secs: u64) -> Load {

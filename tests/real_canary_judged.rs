@@ -25,7 +25,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::{
     Api, ResourceExt,
-    api::PostParams,
     runtime::{WatchStreamExt, watcher},
 };
 use modelpilot::api::{
@@ -35,41 +34,11 @@ use modelpilot::api::{
 use real_support::{is_ready, wait_pods};
 use serde_json::json;
 
-/// Start-up on real pods includes the model download and load: allow for a loaded machine.
-const START: Duration = Duration::from_secs(120);
 /// The server image the in-process controller defaults to (`common::RunningController`).
 const SERVER_IMAGE: &str = "modelpilot/modelpilot:test";
 const NAME_LABEL: &str = "modelpilot.io/name";
 const REVISION_LABEL: &str = "modelpilot.io/revision";
 const SIGNATURE_LABEL: &str = "modelpilot.io/signature-of";
-
-/// Creates `name` serving `iris.onnx` as v1 (one replica) with `rollout` and waits until the
-/// Service answers.
-async fn stable_v1(
-    ns: &TestNamespace,
-    models: &Models,
-    name: &str,
-    rollout: serde_json::Value,
-) -> Api<ModelDeployment> {
-    let mdeps: Api<ModelDeployment> = ns.api();
-    models.create_secret(ns).await;
-    let iris = models.get("iris.onnx");
-    let md = mdep_with_rollout(name, &iris.uri, &iris.sha256, "v1", rollout);
-    mdeps
-        .create(&PostParams::default(), &md)
-        .await
-        .expect("create ModelDeployment");
-    wait_rollout(&mdeps, name, START, |s| {
-        s.stable.as_ref().and_then(|r| r.version.as_deref()) == Some("v1")
-            && s.ready_replicas >= s.replicas.max(1)
-            && s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-    .await;
-    wait_serving(ns, name).await;
-    mdeps
-}
 
 /// [`with_controller`], timed: the whole test (namespace, pods, rollout, clean-up) in the
 /// output. The load generator is built on first use: `cargo build -p modelpilot-loadgen` first
@@ -188,7 +157,7 @@ async fn a_slower_model_is_rolled_back_on_its_median_latency() {
                 {"pause": {}}
             ]
         });
-        let mdeps = stable_v1(&ns, &models, "slow", rollout).await;
+        let mdeps = stable_v1(&ns, &models, "slow", 1, rollout).await;
         // About 20 requests a second to each revision: 60 per measurement.
         let traffic = labelled_load(&ns, "slow", 40.0);
         let slow = models.get("iris_slow.onnx");
@@ -281,7 +250,7 @@ async fn a_less_accurate_model_is_rolled_back_on_label_feedback() {
                 {"pause": {}}
             ]
         });
-        let mdeps = stable_v1(&ns, &models, "acc", rollout).await;
+        let mdeps = stable_v1(&ns, &models, "acc", 1, rollout).await;
         let traffic = labelled_load(&ns, "acc", 40.0);
         let inaccurate = models.get("iris_inaccurate.onnx");
         let started = Instant::now();
@@ -366,7 +335,7 @@ async fn too_little_traffic_pauses_instead_of_rolling_back() {
                 {"pause": {}}
             ]
         });
-        let mdeps = stable_v1(&ns, &models, "quiet", rollout).await;
+        let mdeps = stable_v1(&ns, &models, "quiet", 1, rollout).await;
         let pods: Api<Pod> = ns.api();
         let before = pods
             .list(&kube::api::ListParams::default().labels(&format!("{NAME_LABEL}=quiet")))
@@ -517,7 +486,7 @@ async fn an_incompatible_signature_is_refused_before_any_traffic() {
     let models = Models::upload().await;
     timed("mp-judged-wide", |ns| async move {
         let rollout = json!({"steps": [{"setWeight": 50}, {"pause": {}}]});
-        let mdeps = stable_v1(&ns, &models, "wide", rollout).await;
+        let mdeps = stable_v1(&ns, &models, "wide", 1, rollout).await;
         let wide = models.get("iris_wide.onnx");
         // The candidate's revision, computed as the controller will from the changed spec, so
         // its pods can be watched for before they could exist.

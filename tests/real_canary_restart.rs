@@ -39,7 +39,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api,
-    api::{ListParams, PostParams},
+    api::ListParams,
     runtime::{WatchStreamExt, watcher},
 };
 use modelpilot::{
@@ -51,8 +51,6 @@ use serde_json::json;
 use tokio::{io::AsyncBufReadExt, sync::watch};
 
 const NAME: &str = "restart";
-/// Start-up on real pods includes the model download and load: allow for a loaded machine.
-const START: Duration = Duration::from_secs(120);
 /// The shortest lease the operator accepts: a killed leader is replaced after about this long.
 const LEASE_SECONDS: &str = "3";
 /// The timed pause: longer than a takeover, so the new leader sees it running.
@@ -330,29 +328,6 @@ fn position(s: &ModelDeploymentStatus) -> (RolloutPhase, i32) {
     (r.phase, r.current_step)
 }
 
-/// Creates `NAME` serving v1 on two pods and waits until it serves.
-async fn stable_v1(ns: &TestNamespace, models: &Models) -> Api<ModelDeployment> {
-    let mdeps: Api<ModelDeployment> = ns.api();
-    models.create_secret(ns).await;
-    let iris = models.get("iris.onnx");
-    let mut md = mdep_with_rollout(NAME, &iris.uri, &iris.sha256, "v1", rollout());
-    md.spec.replicas = 2;
-    mdeps
-        .create(&PostParams::default(), &md)
-        .await
-        .expect("create ModelDeployment");
-    wait_rollout(&mdeps, NAME, START, |s| {
-        s.stable.as_ref().and_then(|r| r.version.as_deref()) == Some("v1")
-            && s.ready_replicas >= 2
-            && s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-    .await;
-    wait_serving(ns, NAME).await;
-    mdeps
-}
-
 /// `modelpilot plugin promote`, killing the leader as soon as the request is written; returns
 /// the request id once the plugin reports it done.
 async fn promote_killing_the_leader(
@@ -443,7 +418,7 @@ async fn a_rollout_continues_exactly_where_a_killed_leader_left_it() {
         fleet.spawn();
         let leases: Api<Lease> = ns.api();
         wait_leader(&fleet, &leases, None, false).await;
-        let mdeps = stable_v1(&ns, &models).await;
+        let mdeps = stable_v1(&ns, &models, NAME, 2, rollout()).await;
         let jobs = watch_jobs(&ns.api());
         let (log, mut status) = watch_status(&mdeps);
         // The status watcher has listed the object before the rollout begins (the Job watcher,

@@ -153,6 +153,39 @@ pub fn mdep_with_rollout(
     md
 }
 
+/// Start-up on real pods includes the model download and load: allow for a loaded machine.
+pub const START: Duration = Duration::from_secs(120);
+
+/// Creates `name` serving `iris.onnx` as v1 on `replicas` pods with `rollout`, and waits until
+/// v1 is stable, every pod ready and the Service answers.
+pub async fn stable_v1(
+    ns: &TestNamespace,
+    models: &Models,
+    name: &str,
+    replicas: i32,
+    rollout: Value,
+) -> Api<ModelDeployment> {
+    let mdeps: Api<ModelDeployment> = ns.api();
+    models.create_secret(ns).await;
+    let iris = models.get("iris.onnx");
+    let mut md = mdep_with_rollout(name, &iris.uri, &iris.sha256, "v1", rollout);
+    md.spec.replicas = replicas;
+    mdeps
+        .create(&PostParams::default(), &md)
+        .await
+        .expect("create ModelDeployment");
+    wait_rollout(&mdeps, name, START, move |s| {
+        s.stable.as_ref().and_then(|r| r.version.as_deref()) == Some("v1")
+            && s.ready_replicas >= replicas.max(1)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+    .await;
+    wait_serving(ns, name).await;
+    mdeps
+}
+
 /// Points `spec.model` of `name` at another model (a new revision) and returns the object.
 pub async fn set_model(
     api: &Api<ModelDeployment>,

@@ -17,50 +17,18 @@ use futures::{Stream, StreamExt, future::ready};
 use k8s_openapi::api::core::v1::Service;
 use kube::{
     Api,
-    api::{DynamicObject, PostParams},
+    api::DynamicObject,
     runtime::{WatchStreamExt, watcher::watch_object},
 };
 use modelpilot::api::{
     ModelDeployment, ModelDeploymentStatus, Outcome, RolloutPhase, RolloutStatus,
 };
-use serde_json::Value;
 use tokio::{process::Command, sync::watch};
 
 use crate::{
-    canary_support::{Models, mdep_with_rollout, wait_rollout},
+    canary_support::START,
     common::{TestNamespace, WAIT, kubeconfig_path},
 };
-
-/// Start-up on real pods includes the model download and load: allow for a loaded machine.
-pub const START: Duration = Duration::from_secs(120);
-
-/// Create `name` serving `iris.onnx` as v1 with `rollout` and wait until it is stable and Ready.
-pub async fn stable_v1(
-    ns: &TestNamespace,
-    models: &Models,
-    name: &str,
-    replicas: i32,
-    rollout: Value,
-) -> Api<ModelDeployment> {
-    let mdeps: Api<ModelDeployment> = ns.api();
-    models.create_secret(ns).await;
-    let iris = models.get("iris.onnx");
-    let mut md = mdep_with_rollout(name, &iris.uri, &iris.sha256, "v1", rollout);
-    md.spec.replicas = replicas;
-    mdeps
-        .create(&PostParams::default(), &md)
-        .await
-        .expect("create ModelDeployment");
-    wait_rollout(&mdeps, name, START, |s| {
-        s.stable.as_ref().and_then(|r| r.version.as_deref()) == Some("v1")
-            && s.ready_replicas >= s.replicas.max(1)
-            && s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-    .await;
-    mdeps
-}
 
 /// Runs `modelpilot plugin <args> -n <ns>` against the test cluster to completion.
 pub async fn plugin(ns: &TestNamespace, args: &[&str]) -> Output {
