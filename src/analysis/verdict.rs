@@ -183,12 +183,13 @@ pub enum Progress {
 ///    on until the next one);
 /// 3. this measurement is an Error and `consecutive_errors ≥ consecutive_error_limit` →
 ///    Pause `MetricSourceErrors`;
-/// 4. `count > 0` and `taken ≥ count` → Complete;
+/// 4. `count > 0` and conclusive (successful + failed) `≥ count` → Complete;
 /// 5. otherwise Continue.
 ///
 /// Worked example, count 3, failureLimit 1, inconclusiveLimit 1, error limit 2:
 /// S → Continue; E → Continue (1 error in a row, not taken); F → Continue (failed 1 ≤ 1,
-/// errors reset); I → inconclusive 1 ≤ 1, taken 3 = count → Complete.
+/// errors reset); I → Continue (inconclusive 1 ≤ 1, not conclusive); S → 3 conclusive = count
+/// → Complete.
 ///
 /// ```
 /// use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -202,14 +203,14 @@ pub enum Progress {
 ///     canary: None, stable: None, samples: 0, verdict, message: String::new() };
 /// let mut status = MetricStatus::default();
 /// let mut seen = Vec::new();
-/// for v in [Successful, Error, Failed, Inconclusive] {
+/// for v in [Successful, Error, Failed, Inconclusive, Successful] {
 ///     let (next, progress) = tally(&metric, &status, m(v), 2);
 ///     status = next;
 ///     seen.push(progress);
 /// }
 /// use Progress::{Complete, Continue};
-/// assert_eq!(seen, vec![Continue, Continue, Continue, Complete]);
-/// assert_eq!((status.taken, status.successful, status.failed, status.inconclusive), (3, 1, 1, 1));
+/// assert_eq!(seen, vec![Continue, Continue, Continue, Continue, Complete]);
+/// assert_eq!((status.taken, status.successful, status.failed, status.inconclusive), (4, 2, 1, 1));
 /// ```
 pub fn tally(
     metric: &AnalysisMetric,
@@ -272,10 +273,10 @@ pub fn tally(
 }
 
 /// How long until the metric's next measurement: `Some(ZERO)` when due now, `None` when it has
-/// taken all its `count` measurements. The first is due `initialDelaySeconds` after
-/// `started_at` (when the analysis — the step, or the background analysis — started), each
-/// next one `intervalSeconds` after the last measurement's `at` (an Error is retried after an
-/// interval too).
+/// taken all its `count` conclusive measurements. Each measurement covers the interval before
+/// it, so the first is due `initialDelaySeconds + intervalSeconds` after `started_at` (when the
+/// analysis — the step, or the background analysis — started), each next one `intervalSeconds`
+/// after the last measurement's `at` (an Error is retried after an interval too).
 ///
 /// ```
 /// use std::time::Duration;
@@ -284,8 +285,8 @@ pub fn tally(
 /// let t = |s| Time(Timestamp::from_second(s).unwrap());
 /// let metric = AnalysisMetric { interval_seconds: 10, initial_delay_seconds: 30, count: 3,
 ///     ..AnalysisMetric::default() };
-/// assert_eq!(due(&metric, None, &t(100), &t(110)), Some(Duration::from_secs(20)));
-/// assert_eq!(due(&metric, None, &t(100), &t(135)), Some(Duration::ZERO));
+/// assert_eq!(due(&metric, None, &t(100), &t(110)), Some(Duration::from_secs(30)));
+/// assert_eq!(due(&metric, None, &t(100), &t(140)), Some(Duration::ZERO));
 /// ```
 pub fn due(
     metric: &AnalysisMetric,
