@@ -53,9 +53,9 @@ async fn a_good_model_is_promoted_through_every_step() {
         let v2 = models.get("iris_v2.onnx");
         set_model(&mdeps, "good", &v2.uri, &v2.sha256, "v2").await;
         let done = wait_rollout(&mdeps, "good", START, |s| {
-            s.history
-                .last()
-                .is_some_and(|h| h.outcome != Outcome::Superseded)
+            s.history.last().is_some_and(|h| {
+                h.revision.version.as_deref() == Some("v2") && h.outcome != Outcome::Superseded
+            })
         })
         .await;
         let report = traffic.interrupt().await;
