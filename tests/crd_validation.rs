@@ -129,6 +129,7 @@ fn invalid_cases() -> Vec<Invalid> {
         invalid("metric bound without a limit", set("/spec/rollout", json!({"analysis": [{"name": "e", "errorRate": {}}]})), "a bound needs at least one of"),
         invalid("step analysis that never ends", set("/spec/rollout", json!({"steps": [{"analysis": {"metrics": [{"name": "e", "count": 0, "errorRate": {"max": 0.1}}]}}]})), "need count >= 1"),
         invalid("duplicate metric names", set("/spec/rollout", json!({"analysis": [{"name": "e", "errorRate": {"max": 0.1}}, {"name": "e", "errorRate": {"max": 0.2}}]})), "duplicate entries for key [name=\"e\"]"),
+        invalid("prediction shift relative to stable", set("/spec/rollout", json!({"analysis": [{"name": "s", "predictionShift": {"maxRatioToStable": 1.2}}]})), "predictionShift already compares the canary with the stable revision"),
         invalid("latency quantile 1", set("/spec/rollout", json!({"analysis": [{"name": "p", "latency": {"quantile": 1.0, "bound": {"max": 1.0}}}]})), "latency.quantile must be between 0 and 1"),
         invalid("query with success and failure", set("/spec/rollout", json!({"analysis": [{"name": "q", "query": {"promql": "up", "success": {"max": 1.0}, "failure": {"min": 2.0}}}]})), "a query metric sets exactly one of success or failure"),
     ]

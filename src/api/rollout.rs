@@ -273,6 +273,9 @@ pub struct AnalysisMetric {
     /// Jensen–Shannon distance (0-1) between the canary's and the stable's prediction
     /// distributions over the window (judge with `max`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(
+        "!has(self.maxRatioToStable) && !has(self.maxIncreaseOverStable) && !has(self.maxDecreaseFromStable)"
+    ).message("predictionShift already compares the canary with the stable revision: bound it with max (or min)"))]
     pub prediction_shift: Option<Bound>,
 
     /// Largest per-feature PSI of the canary's inputs against the baseline profile over the
