@@ -116,7 +116,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
             &format!("retry {name}: Done: started again from the first step"),
         );
         wait_rollout(&mdeps, name, START, |s| paused_at(s, 1)).await;
-        let seen = phases(&moments.seen());
+        let seen = phases(&moments_now(&moments, &mdeps, name).await);
         eprintln!("phases from the abort to the pause after retry: {seen:?}");
         assert!(
             in_order(
@@ -205,7 +205,7 @@ async fn promote_full_skips_the_remaining_steps() {
         assert_eq!(stable_name(&status), v2_rev);
         assert_eq!(rollout_of(&status).phase, RolloutPhase::Stable);
         // From the first pause straight to the promotion: step 2 (setWeight 50) never started.
-        let seen = moments.seen();
+        let seen = moments_now(&moments, &mdeps, name).await;
         eprintln!("rollout states seen: {seen:?}");
         assert!(
             seen.iter().all(|m| m.step < 2 && m.desired != 50),
@@ -310,7 +310,7 @@ async fn rollback_to_the_previous_stable_revision_through_the_plugin() {
             status.history
         );
         // Fast-tracked: no signature check, no steps, straight to promoting.
-        let seen = moments.seen();
+        let seen = moments_now(&moments, &mdeps, name).await;
         eprintln!("rollout states seen: {seen:?}");
         assert!(
             phases(&seen)
@@ -446,7 +446,7 @@ async fn gateway_api_weights_follow_the_steps_and_promotion() {
         let route_now = routes.get("public").await.expect("get the route");
         assert_eq!(route_weights(&route_now, name), Some((40, 60)));
         // Each setWeight step completed only once the route said so, and the status said it too.
-        let seen = moments.seen();
+        let seen = moments_now(&moments, &mdeps, name).await;
         eprintln!("rollout states seen: {seen:?}");
         assert!(
             seen.iter()

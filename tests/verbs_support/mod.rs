@@ -143,11 +143,35 @@ impl<T: Clone + PartialEq + Debug + Send + Sync + 'static> Recorder<T> {
     pub fn seen(&self) -> Vec<T> {
         self.rx.borrow().1.clone()
     }
+
+    /// The states seen once the watch has delivered `state` (the watch may lag behind a read the
+    /// test made itself).
+    pub async fn seen_through(&self, state: &T) -> Vec<T> {
+        let mut rx = self.rx.clone();
+        tokio::time::timeout(WAIT, rx.wait_for(|(_, seen)| seen.contains(state)))
+            .await
+            .unwrap_or_else(|_| panic!("the watch never delivered {state:?}: {:?}", self.seen()))
+            .expect("the recorder is running");
+        self.seen()
+    }
 }
 
 impl<T> Drop for Recorder<T> {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The moments `recorder` saw, up to and including the object's state now.
+pub async fn moments_now(
+    recorder: &Recorder<Moment>,
+    api: &Api<ModelDeployment>,
+    name: &str,
+) -> Vec<Moment> {
+    let now = api.get(name).await.expect("get the ModelDeployment");
+    match moment(&now) {
+        Some(m) => recorder.seen_through(&m).await,
+        None => recorder.seen(),
     }
 }
 
