@@ -18,16 +18,12 @@ mod real_support;
 mod serve_support;
 mod verbs_support;
 
-use std::time::Instant;
-
 use canary_support::*;
-use common::{wait_for, with_controller};
-use futures::{StreamExt, future::ready};
+use common::wait_for;
 use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job};
 use kube::{
-    Api, ResourceExt,
+    Api,
     api::{DynamicObject, PostParams},
-    runtime::{WatchStreamExt, watcher},
 };
 use modelpilot::{
     api::{Outcome, RolloutPhase},
@@ -38,19 +34,16 @@ use verbs_support::*;
 
 #[tokio::test]
 async fn abort_then_retry_then_promote_through_the_plugin() {
-    let models = Models::upload().await;
-    with_controller("mp-verbs-retry", |ns| async move {
-        let clock = Instant::now();
+    let test = "abort_then_retry_then_promote_through_the_plugin";
+    verb_story("mp-verbs-retry", test, |ns, models| async move {
         let name = "retry";
         let rollout = json!({
             "steps": [{"setWeight": 50}, {"pause": {}}],
             "scaleDownDelaySeconds": 2
         });
         let mdeps = stable_v1(&ns, &models, name, 1, rollout).await;
-        let v2 = models.get("iris_v2.onnx");
-        set_model(&mdeps, name, &v2.uri, &v2.sha256, "v2").await;
-        let at_pause = wait_rollout(&mdeps, name, START, |s| paused_at(s, 1)).await;
-        let status = at_pause.status.unwrap_or_default();
+        roll_out_v2(&mdeps, &models, name).await;
+        let status = wait_paused_at(&mdeps, name, 1).await;
         let (v1_rev, v2_rev) = (stable_name(&status), canary_name(&status));
         assert_eq!(rollout_of(&status).desired_weight, 50);
 
@@ -61,12 +54,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
             0,
             &format!("abort {name}: Done: rolled back to the stable revision"),
         );
-        let aborted = mdeps
-            .get(name)
-            .await
-            .expect("get")
-            .status
-            .unwrap_or_default();
+        let aborted = status_now(&mdeps, name).await;
         let rollout = rollout_of(&aborted);
         assert_eq!(rollout.phase, RolloutPhase::Aborted, "{rollout:#?}");
         assert_eq!(
@@ -92,12 +80,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
             1,
             &format!("resume {name}: Refused: nothing to resume: the rollout is Aborted"),
         );
-        let refused = mdeps
-            .get(name)
-            .await
-            .expect("get")
-            .status
-            .unwrap_or_default();
+        let refused = status_now(&mdeps, name).await;
         let ack = rollout_of(&refused)
             .last_request
             .expect("an acknowledgement");
@@ -115,7 +98,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
             0,
             &format!("retry {name}: Done: started again from the first step"),
         );
-        wait_rollout(&mdeps, name, START, |s| paused_at(s, 1)).await;
+        wait_paused_at(&mdeps, name, 1).await;
         let seen = phases(&moments_now(&moments, &mdeps, name).await);
         eprintln!("phases from the abort to the pause after retry: {seen:?}");
         assert!(
@@ -143,8 +126,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
         // promote at the open pause: on to the end, promoted.
         let out = plugin(&ns, &["promote", name]).await;
         assert_answer(&out, 0, &format!("promote {name}: Done: moved to step 2"));
-        let done = wait_rollout(&mdeps, name, START, |s| settled(s, Outcome::Promoted, "v2")).await;
-        let status = done.status.unwrap_or_default();
+        let status = wait_v2_promoted(&mdeps, name).await;
         assert_eq!(stable_version(&status), Some("v2"));
         assert_eq!(stable_name(&status), v2_rev);
         assert_eq!(rollout_of(&status).phase, RolloutPhase::Stable);
@@ -167,29 +149,22 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
             status.history
         );
         wait_no_pods(&ns, name, &v1_rev).await;
-        eprintln!(
-            "abort_then_retry_then_promote_through_the_plugin: passed in {:?}",
-            clock.elapsed()
-        );
     })
     .await;
 }
 
 #[tokio::test]
 async fn promote_full_skips_the_remaining_steps() {
-    let models = Models::upload().await;
-    with_controller("mp-verbs-full", |ns| async move {
-        let clock = Instant::now();
+    let test = "promote_full_skips_the_remaining_steps";
+    verb_story("mp-verbs-full", test, |ns, models| async move {
         let name = "full";
         let rollout = json!({
             "steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}],
             "scaleDownDelaySeconds": 2
         });
         let mdeps = stable_v1(&ns, &models, name, 1, rollout).await;
-        let v2 = models.get("iris_v2.onnx");
-        set_model(&mdeps, name, &v2.uri, &v2.sha256, "v2").await;
-        let at_pause = wait_rollout(&mdeps, name, START, |s| paused_at(s, 1)).await;
-        let status = at_pause.status.unwrap_or_default();
+        roll_out_v2(&mdeps, &models, name).await;
+        let status = wait_paused_at(&mdeps, name, 1).await;
         let v2_rev = canary_name(&status);
         assert_eq!(rollout_of(&status).desired_weight, 25);
 
@@ -200,13 +175,11 @@ async fn promote_full_skips_the_remaining_steps() {
             0,
             &format!("promote-full {name}: Done: promoting without the remaining steps"),
         );
-        let done = wait_rollout(&mdeps, name, START, |s| settled(s, Outcome::Promoted, "v2")).await;
-        let status = done.status.unwrap_or_default();
+        let status = wait_v2_promoted(&mdeps, name).await;
         assert_eq!(stable_name(&status), v2_rev);
         assert_eq!(rollout_of(&status).phase, RolloutPhase::Stable);
         // From the first pause straight to the promotion: step 2 (setWeight 50) never started.
         let seen = moments_now(&moments, &mdeps, name).await;
-        eprintln!("rollout states seen: {seen:?}");
         assert!(
             seen.iter().all(|m| m.step < 2 && m.desired != 50),
             "a later step was visited: {seen:#?}"
@@ -222,36 +195,21 @@ async fn promote_full_skips_the_remaining_steps() {
             !phases(&seen).contains(&RolloutPhase::Progressing),
             "{seen:#?}"
         );
-        eprintln!(
-            "promote_full_skips_the_remaining_steps: passed in {:?}",
-            clock.elapsed()
-        );
     })
     .await;
 }
 
 #[tokio::test]
 async fn rollback_to_the_previous_stable_revision_through_the_plugin() {
-    let models = Models::upload().await;
-    with_controller("mp-verbs-back", |ns| async move {
-        let clock = Instant::now();
+    let test = "rollback_to_the_previous_stable_revision_through_the_plugin";
+    verb_story("mp-verbs-back", test, |ns, models| async move {
         let name = "back";
         let rollout = json!({"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": 2});
         let mdeps = stable_v1(&ns, &models, name, 1, rollout).await;
         let v1 = models.get("iris.onnx").clone();
-        let v1_rev = stable_name(
-            &mdeps
-                .get(name)
-                .await
-                .expect("get")
-                .status
-                .unwrap_or_default(),
-        );
-        let v2 = models.get("iris_v2.onnx");
-        set_model(&mdeps, name, &v2.uri, &v2.sha256, "v2").await;
-        let promoted =
-            wait_rollout(&mdeps, name, START, |s| settled(s, Outcome::Promoted, "v2")).await;
-        let v2_rev = stable_name(&promoted.status.unwrap_or_default());
+        let v1_rev = stable_name(&status_now(&mdeps, name).await);
+        roll_out_v2(&mdeps, &models, name).await;
+        let v2_rev = stable_name(&wait_v2_promoted(&mdeps, name).await);
         assert_ne!(v1_rev, v2_rev);
         // After the scale-down delay v1 has no pod left: the rollback has to start it again.
         wait_no_pods(&ns, name, &v1_rev).await;
@@ -261,24 +219,7 @@ async fn rollback_to_the_previous_stable_revision_through_the_plugin() {
 
         // Index 1 is the stable revision before the current one: v1.
         let jobs: Api<Job> = ns.api();
-        let sig_jobs = Recorder::start(
-            watcher::watcher(
-                jobs,
-                watcher::Config::default().labels(&format!("{SIGNATURE_OF}={name}")),
-            )
-            .default_backoff()
-            .filter_map(|event| {
-                ready(match event {
-                    Ok(watcher::Event::Apply(j) | watcher::Event::InitApply(j)) => {
-                        Some(Seen::State(j.name_any()))
-                    }
-                    Ok(watcher::Event::InitDone) => Some(Seen::Synced),
-                    _ => None,
-                })
-            }),
-        )
-        .synced()
-        .await;
+        let sig_jobs = record_names(&jobs, &format!("{SIGNATURE_OF}={name}")).await;
         let moments = record(&mdeps, name, moment).await;
         let out = plugin(&ns, &["rollback", name, "--to-revision", "1"]).await;
         assert_answer(
@@ -311,7 +252,6 @@ async fn rollback_to_the_previous_stable_revision_through_the_plugin() {
         );
         // Fast-tracked: no signature check, no steps, straight to promoting.
         let seen = moments_now(&moments, &mdeps, name).await;
-        eprintln!("rollout states seen: {seen:?}");
         assert!(
             phases(&seen)
                 .iter()
@@ -347,19 +287,14 @@ async fn rollback_to_the_previous_stable_revision_through_the_plugin() {
                 .is_some_and(|r| r.starts_with("1 ") && r.contains(&v2_rev)),
             "{table}"
         );
-        eprintln!(
-            "rollback_to_the_previous_stable_revision_through_the_plugin: passed in {:?}",
-            clock.elapsed()
-        );
     })
     .await;
 }
 
 #[tokio::test]
 async fn gateway_api_weights_follow_the_steps_and_promotion() {
-    let models = Models::upload().await;
-    with_controller("mp-verbs-gateway", |ns| async move {
-        let clock = Instant::now();
+    let test = "gateway_api_weights_follow_the_steps_and_promotion";
+    verb_story("mp-verbs-gateway", test, |ns, models| async move {
         let name = "routed";
         let routes: Api<DynamicObject> =
             Api::namespaced_with(ns.client.clone(), &ns.name, &route::api_resource());
@@ -390,14 +325,7 @@ async fn gateway_api_weights_follow_the_steps_and_promotion() {
             "scaleDownDelaySeconds": 2
         });
         let mdeps = stable_v1(&ns, &models, name, 2, rollout).await;
-        let v1_rev = stable_name(
-            &mdeps
-                .get(name)
-                .await
-                .expect("get")
-                .status
-                .unwrap_or_default(),
-        );
+        let v1_rev = stable_name(&status_now(&mdeps, name).await);
         let deployments: Api<Deployment> = ns.api();
         let stable_deployment = format!("{name}-{v1_rev}");
         wait_for(
@@ -418,8 +346,7 @@ async fn gateway_api_weights_follow_the_steps_and_promotion() {
         .await;
         let moments = record(&mdeps, name, moment).await;
 
-        let v2 = models.get("iris_v2.onnx");
-        set_model(&mdeps, name, &v2.uri, &v2.sha256, "v2").await;
+        roll_out_v2(&mdeps, &models, name).await;
         let at_pause = wait_rollout(&mdeps, name, START, |s| {
             paused_at(s, 3) && rollout_of(s).applied_weight == 60
         })
@@ -447,7 +374,6 @@ async fn gateway_api_weights_follow_the_steps_and_promotion() {
         assert_eq!(route_weights(&route_now, name), Some((40, 60)));
         // Each setWeight step completed only once the route said so, and the status said it too.
         let seen = moments_now(&moments, &mdeps, name).await;
-        eprintln!("rollout states seen: {seen:?}");
         assert!(
             seen.iter()
                 .any(|m| m.phase == RolloutPhase::Progressing && m.step == 1 && m.applied == 20),
@@ -456,7 +382,7 @@ async fn gateway_api_weights_follow_the_steps_and_promotion() {
 
         let out = plugin(&ns, &["promote", name]).await;
         assert_answer(&out, 0, &format!("promote {name}: Done: moved to step 4"));
-        wait_rollout(&mdeps, name, START, |s| settled(s, Outcome::Promoted, "v2")).await;
+        wait_v2_promoted(&mdeps, name).await;
         let v2_rev2 = v2_rev.clone();
         wait_for(
             &routes,
@@ -480,10 +406,6 @@ async fn gateway_api_weights_follow_the_steps_and_promotion() {
             "route weights as the rollout went"
         );
         wait_no_pods(&ns, name, &v1_rev).await;
-        eprintln!(
-            "gateway_api_weights_follow_the_steps_and_promotion: passed in {:?}",
-            clock.elapsed()
-        );
     })
     .await;
 }

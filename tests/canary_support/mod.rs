@@ -200,6 +200,15 @@ pub async fn set_model(
         .unwrap_or_else(|e| panic!("patch spec.model of {name}: {e}"))
 }
 
+/// The status of `name` as the API server has it now (empty when there is none yet).
+pub async fn status_now(api: &Api<ModelDeployment>, name: &str) -> ModelDeploymentStatus {
+    api.get(name)
+        .await
+        .unwrap_or_else(|e| panic!("get {name}: {e}"))
+        .status
+        .unwrap_or_default()
+}
+
 /// Watches `name` until `pred` holds for its status (the object is dumped on timeout).
 pub async fn wait_rollout(
     api: &Api<ModelDeployment>,

@@ -9,6 +9,7 @@
 
 use std::{
     fmt::Debug,
+    future::Future,
     process::Output,
     time::{Duration, Instant},
 };
@@ -16,9 +17,12 @@ use std::{
 use futures::{Stream, StreamExt, future::ready};
 use k8s_openapi::api::core::v1::Service;
 use kube::{
-    Api,
+    Api, ResourceExt,
     api::DynamicObject,
-    runtime::{WatchStreamExt, watcher::watch_object},
+    runtime::{
+        WatchStreamExt,
+        watcher::{self, watch_object},
+    },
 };
 use modelpilot::api::{
     ModelDeployment, ModelDeploymentStatus, Outcome, RolloutPhase, RolloutStatus,
@@ -26,9 +30,47 @@ use modelpilot::api::{
 use tokio::{process::Command, sync::watch};
 
 use crate::{
-    canary_support::START,
-    common::{TestNamespace, WAIT, kubeconfig_path},
+    canary_support::{Models, START, set_model, wait_rollout},
+    common::{TestNamespace, WAIT, kubeconfig_path, with_controller},
 };
+
+/// Runs one verb story: the test models served, then `body` in a namespace of its own with its
+/// own controller; prints how long the story took under `test`'s name once it passed.
+pub async fn verb_story<F, Fut>(prefix: &str, test: &str, body: F)
+where
+    F: FnOnce(TestNamespace, Models) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let models = Models::upload().await;
+    with_controller(prefix, |ns| async move {
+        let clock = Instant::now();
+        body(ns, models).await;
+        eprintln!("{test}: passed in {:?}", clock.elapsed());
+    })
+    .await;
+}
+
+/// Points `name` at `iris_v2.onnx` as version `v2`: the candidate of every verb story.
+pub async fn roll_out_v2(api: &Api<ModelDeployment>, models: &Models, name: &str) {
+    let v2 = models.get("iris_v2.onnx");
+    set_model(api, name, &v2.uri, &v2.sha256, "v2").await;
+}
+
+/// Waits until `name` is paused at the open-ended pause step `step`; returns the status.
+pub async fn wait_paused_at(
+    api: &Api<ModelDeployment>,
+    name: &str,
+    step: i32,
+) -> ModelDeploymentStatus {
+    let md = wait_rollout(api, name, START, move |s| paused_at(s, step)).await;
+    md.status.unwrap_or_default()
+}
+
+/// Waits until v2 is promoted and stable; returns the status.
+pub async fn wait_v2_promoted(api: &Api<ModelDeployment>, name: &str) -> ModelDeploymentStatus {
+    let md = wait_rollout(api, name, START, |s| settled(s, Outcome::Promoted, "v2")).await;
+    md.status.unwrap_or_default()
+}
 
 /// Runs `modelpilot plugin <args> -n <ns>` against the test cluster to completion.
 pub async fn plugin(ns: &TestNamespace, args: &[&str]) -> Output {
@@ -162,17 +204,19 @@ impl<T> Drop for Recorder<T> {
     }
 }
 
-/// The moments `recorder` saw, up to and including the object's state now.
+/// The moments `recorder` saw, up to and including the object's state now (printed).
 pub async fn moments_now(
     recorder: &Recorder<Moment>,
     api: &Api<ModelDeployment>,
     name: &str,
 ) -> Vec<Moment> {
     let now = api.get(name).await.expect("get the ModelDeployment");
-    match moment(&now) {
+    let seen = match moment(&now) {
         Some(m) => recorder.seen_through(&m).await,
         None => recorder.seen(),
-    }
+    };
+    eprintln!("rollout states seen: {seen:?}");
+    seen
 }
 
 /// Records `f` of object `name` on every change (a state `f` maps to `None` is skipped), from
@@ -195,6 +239,26 @@ where
             }))
         });
     Recorder::start(states).synced().await
+}
+
+/// Records the name of every object `selector` selects, from the moment the returned recorder
+/// is synced.
+pub async fn record_names<K>(api: &Api<K>, selector: &str) -> Recorder<String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + Debug + Send + 'static,
+{
+    let names = watcher::watcher(api.clone(), watcher::Config::default().labels(selector))
+        .default_backoff()
+        .filter_map(|event| {
+            ready(match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    Some(Seen::State(o.name_any()))
+                }
+                Ok(watcher::Event::InitDone) => Some(Seen::Synced),
+                _ => None,
+            })
+        });
+    Recorder::start(names).synced().await
 }
 
 /// One moment of a rollout as the status tells it.
