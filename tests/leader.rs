@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use common::{TestNamespace, WAIT, example, has_condition, kubeconfig_path, simulated, wait_for};
+use common::{
+    TestNamespace, WAIT, example, has_condition, operator::OperatorProcess, poll, simulated,
+    wait_for,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
     Api, ResourceExt,
@@ -66,16 +65,13 @@ async fn an_expired_lease_is_taken_over() {
     assert_eq!(a.try_acquire().await.expect("a"), Decision::Leader);
     let started = Instant::now();
     // a stops renewing; b polls (as a follower does) until the lease expires.
-    loop {
-        if b.try_acquire().await.expect("b") == Decision::Leader {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "b never took over"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    poll(
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        "b to take over",
+        || async { (b.try_acquire().await.expect("b") == Decision::Leader).then_some(()) },
+    )
+    .await;
     assert!(
         started.elapsed() >= Duration::from_secs(2),
         "taken over before expiry: {:?}",
@@ -84,114 +80,32 @@ async fn an_expired_lease_is_taken_over() {
     ns.delete().await;
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Replica {
-    child: Child,
-    port: u16,
-}
-
-impl Replica {
-    fn start(ns: &str, identity: &str) -> Self {
-        let port = free_port();
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("{ns}-{identity}.log")))
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_modelpilot"))
-            .args([
-                "controller",
-                "--namespace",
-                ns,
-                "--lease-namespace",
-                ns,
-                "--identity",
-                identity,
-            ])
-            .args([
-                "--metrics-addr",
-                &format!("127.0.0.1:{port}"),
-                "--lease-seconds",
-                "6",
-            ])
-            .env("KUBECONFIG", kubeconfig_path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start controller");
-        Self { child, port }
-    }
-
-    async fn metrics(&self) -> Option<String> {
-        let url = format!("http://127.0.0.1:{}/metrics", self.port);
-        reqwest::get(url).await.ok()?.text().await.ok()
-    }
-
-    async fn is_leader(&self) -> bool {
-        self.metrics()
-            .await
-            .is_some_and(|m| m.lines().any(|l| l == "modelpilot_controller_leader 1"))
-    }
-
-    /// SIGTERM, then wait (bounded) for the process to exit.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll controller") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "controller still running 30 s after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Poll until `pred` holds (each probe is an HTTP scrape), failing after `timeout`.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut pred: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !pred().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// How often a process's /metrics is scraped while waiting on it (it cannot be watched).
+const SCRAPE_EVERY: Duration = Duration::from_millis(200);
 
 #[tokio::test]
 async fn two_controller_processes_fail_over_on_sigterm() {
     let ns = TestNamespace::create("mp-failover").await;
-    let mut a = Replica::start(&ns.name, "replica-a");
-    eventually("replica-a to lead", WAIT, || a.is_leader()).await;
-    let b = Replica::start(&ns.name, "replica-b");
-    eventually("replica-b to serve metrics", WAIT, || async {
-        b.metrics().await.is_some()
+    let mut a = OperatorProcess::start(&ns.name, "replica-a", 6);
+    poll(WAIT, SCRAPE_EVERY, "replica-a to lead", || async {
+        a.is_leader().await.then_some(())
+    })
+    .await;
+    let b = OperatorProcess::start(&ns.name, "replica-b", 6);
+    poll(WAIT, SCRAPE_EVERY, "replica-b to serve metrics", || {
+        b.metrics()
     })
     .await;
     assert!(!b.is_leader().await, "two leaders at once");
 
     // The leader is stopped gracefully: it releases the lease and exits 0.
-    let status = a.terminate();
+    let status = a.terminate().await;
     assert!(status.success(), "leader exit status {status:?}");
     let handed_over = Instant::now();
-    eventually("replica-b to lead", WAIT, || b.is_leader()).await;
+    poll(WAIT, SCRAPE_EVERY, "replica-b to lead", || async {
+        b.is_leader().await.then_some(())
+    })
+    .await;
     assert!(
         handed_over.elapsed() < Duration::from_secs(6),
         "released lease taken over quickly"

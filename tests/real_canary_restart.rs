@@ -23,15 +23,13 @@ mod serve_support;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use canary_support::*;
-use common::{TestNamespace, WAIT, in_namespace, kubeconfig_path};
+use common::{TestNamespace, WAIT, in_namespace, kubeconfig_path, operator::OperatorProcess, poll};
 use futures::StreamExt;
 use k8s_openapi::{
     api::{batch::v1::Job, coordination::v1::Lease, events::v1::Event},
@@ -46,13 +44,12 @@ use modelpilot::{
     api::{ModelDeployment, ModelDeploymentStatus, Outcome, RolloutPhase},
     build::labels::SIGNATURE_OF,
 };
-use real_support::poll;
 use serde_json::json;
 use tokio::{io::AsyncBufReadExt, sync::watch};
 
 const NAME: &str = "restart";
 /// The shortest lease the operator accepts: a killed leader is replaced after about this long.
-const LEASE_SECONDS: &str = "3";
+const LEASE_SECONDS: u64 = 3;
 /// The timed pause: longer than a takeover, so the new leader sees it running.
 const PAUSE_SECONDS: i64 = 10;
 /// The open-ended pause step, ended by `promote`.
@@ -75,26 +72,12 @@ fn rollout() -> serde_json::Value {
     })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// One operator process.
-struct Replica {
-    identity: String,
-    child: Child,
-    port: u16,
-}
-
 /// The operator processes of a test; dropping it kills every one still running.
 struct Fleet {
     ns: String,
     started: usize,
-    replicas: Vec<Replica>,
-    logs: Vec<PathBuf>,
+    replicas: Vec<OperatorProcess>,
+    logs: Vec<std::path::PathBuf>,
 }
 
 impl Fleet {
@@ -107,72 +90,36 @@ impl Fleet {
         }
     }
 
-    /// Starts `modelpilot controller` with leader election; its log goes to a temp file.
+    /// Starts one more `modelpilot controller` process.
     fn spawn(&mut self) -> String {
         self.started += 1;
         let identity = format!("replica-{}", self.started);
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("{}-{identity}.log", self.ns));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_modelpilot"))
-            .args(["controller", "--namespace", &self.ns, "--leader-elect=true"])
-            .args([
-                "--lease-namespace",
-                &self.ns,
-                "--lease-seconds",
-                LEASE_SECONDS,
-            ])
-            .args(["--identity", &identity, "--server-image"])
-            .arg("modelpilot/modelpilot:test")
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .env("KUBECONFIG", kubeconfig_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start a controller process");
-        self.logs.push(log);
-        self.replicas.push(Replica {
-            identity: identity.clone(),
-            child,
-            port,
-        });
+        let replica = OperatorProcess::start(&self.ns, &identity, LEASE_SECONDS);
+        self.logs.push(replica.log.clone());
+        self.replicas.push(replica);
         identity
     }
 
     /// SIGKILL, and reap it.
-    fn kill(&mut self, identity: &str) {
+    async fn kill(&mut self, identity: &str) {
         let i = self
             .replicas
             .iter()
             .position(|r| r.identity == identity)
             .unwrap_or_else(|| panic!("{identity} is not one of ours"));
-        let mut r = self.replicas.remove(i);
-        r.child.kill().expect("SIGKILL");
-        r.child.wait().expect("reap");
+        self.replicas.remove(i).kill().await;
     }
 
     /// Successful reconciles of a running replica, from its /metrics.
     async fn reconciled(&self, identity: &str) -> Option<u64> {
-        let port = self.replicas.iter().find(|r| r.identity == identity)?.port;
-        let page = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        page.lines()
-            .find_map(|l| l.strip_prefix(r#"modelpilot_controller_reconciles_total{result="ok"} "#))
-            .and_then(|v| v.trim().parse().ok())
+        let replica = self.replicas.iter().find(|r| r.identity == identity)?;
+        replica.reconciled().await
     }
 }
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        for r in &mut self.replicas {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
-        }
+        // Dropping the processes kills them.
         if std::thread::panicking() {
             eprintln!("controller logs: {:?}", self.logs);
         }
@@ -220,7 +167,7 @@ struct Takeover {
 async fn fail_over(fleet: &mut Fleet, leases: &Api<Lease>, what: String) -> Takeover {
     let killed = holder(leases).await.expect("a leader holds the lease");
     let killed_at = Timestamp::now();
-    fleet.kill(&killed);
+    fleet.kill(&killed).await;
     fleet.spawn();
     let leader = wait_leader(fleet, leases, Some(&killed), true).await;
     let t = Takeover {
@@ -468,12 +415,7 @@ async fn a_rollout_continues_exactly_where_a_killed_leader_left_it() {
             report.overall.errors,
             report.by_revision.keys().collect::<Vec<_>>()
         );
-        let final_status = mdeps
-            .get(NAME)
-            .await
-            .expect("get")
-            .status
-            .unwrap_or_default();
+        let final_status = status_now(&mdeps, NAME).await;
         let log = log.lock().expect("status log").clone();
         for s in &log {
             eprintln!("seen: {s:?}");

@@ -14,7 +14,8 @@ mod serve_support;
 use std::{collections::BTreeSet, time::Duration};
 
 use common::{
-    TestNamespace, WAIT, example, has_condition, in_namespace, wait_for, wait_list, with_controller,
+    TestNamespace, WAIT, example, has_condition, in_namespace, poll, wait_for, wait_list,
+    with_controller,
 };
 use k8s_openapi::api::{
     batch::v1::Job,

@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    common::{TestNamespace, WAIT, wait_for},
-    real_support::{ModelSource, infer, poll, service_url},
+    common::{TestNamespace, WAIT, poll, wait_for},
+    real_support::{ModelSource, infer, service_url},
 };
 
 /// The name every test model is served under (`/v2/models/iris`).

@@ -3,9 +3,12 @@
 //! Every test gets its own namespace, the CRD installed server-side, and — when it needs one — its
 //! own in-process controller watching only that namespace, so tests run in parallel without seeing
 //! each other's objects. Waiting is done by watching for a condition with a deadline, never by
-//! sleeping; when a wait fails the relevant objects and events are dumped so the failure reads on
-//! its own.
+//! sleeping (what cannot be watched is polled against a deadline, [`poll`]); when a wait fails
+//! the relevant objects and events are dumped so the failure reads on its own. Operator
+//! processes of their own, for leader election, are in [`operator`].
 #![allow(dead_code)]
+
+pub mod operator;
 
 use std::{fmt::Debug, future::Future, path::PathBuf, time::Duration};
 
@@ -219,6 +222,28 @@ where
                 std::any::type_name::<K>()
             )
         }
+    }
+}
+
+/// Polls `check` every `every` until it returns `Some`, failing after `timeout`: for what cannot
+/// be watched (an HTTP endpoint such as a process's `/metrics` or a Service through kube-proxy,
+/// a Prometheus query, a call that is itself the attempt), so the pause between probes is the
+/// only sleep the tests have.
+pub async fn poll<T, F, Fut>(timeout: Duration, every: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(every).await;
     }
 }
 

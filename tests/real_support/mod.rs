@@ -297,26 +297,6 @@ pub async fn infer(
     })
 }
 
-/// Polls `check` every `every` until it returns `Some`, for at most `timeout` (for sources that
-/// cannot be watched, such as Prometheus queries).
-pub async fn poll<T, F, Fut>(timeout: Duration, every: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(every).await;
-    }
-}
-
 /// Prometheus' address from the running cluster (`.cluster/run/ports.env`).
 pub fn prometheus_url() -> Option<String> {
     let ports = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cluster/run/ports.env");
