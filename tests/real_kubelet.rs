@@ -110,6 +110,8 @@ async fn init_containers_a_sidecar_env_and_volumes_work_as_on_a_kubelet() {
 #[tokio::test]
 async fn a_failing_liveness_probe_restarts_the_container() {
     in_namespace("mp-liveness", |ns| async move {
+        // The container's own clock (the workload under test, not a wait): alive for 2 s, then
+        // the file the liveness probe checks goes away.
         let script = "import os, time\nopen('/state/alive', 'w').close()\ntime.sleep(2)\nos.remove('/state/alive')\ntime.sleep(600)";
         let manifest = pod(serde_json::json!({
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "flaky"},

@@ -213,7 +213,8 @@ async fn minimal_example_runs_real_servers_behind_its_cluster_ip() {
         )
         .await;
         // Then every replica answers (kube-proxy picks an endpoint per connection at random,
-        // and may still be adding the second one: bounded in count and time).
+        // and may still be adding the second one: bounded in count and time, the pause only
+        // paces the requests).
         let mut seen = BTreeSet::new();
         let deadline = tokio::time::Instant::now() + WAIT;
         for _ in 0..2000 {

@@ -243,7 +243,8 @@ fn sigterm_drains_in_flight_requests() {
         stream.read_to_end(&mut response).expect("read response");
         String::from_utf8_lossy(&response[..response.len().min(200)]).to_string()
     });
-    // Wait until the request is in flight, then ask the server to stop.
+    // Wait until the request is in flight, then ask the server to stop (the in-flight gauge is
+    // on the /metrics page, which can only be polled).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let page = raw_http::get_text(&server.url("/metrics"));
@@ -329,6 +330,7 @@ fn start_s3() -> S3 {
         .spawn()
         .expect("start moto server");
     let endpoint = format!("http://127.0.0.1:{port}");
+    // Up once it answers HTTP: polled, there is nothing to watch.
     let deadline = Instant::now() + Duration::from_secs(60);
     while http_status(&format!("{endpoint}/")).is_none() {
         assert!(Instant::now() < deadline, "moto server did not start");

@@ -70,6 +70,9 @@ pub struct Server {
     pub port: u16,
     pub base: String,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Disconnected once the server's stderr closes, which it does when the process exits (the
+    /// log reader holds the sender until then; nothing is ever sent).
+    stderr_open: mpsc::Receiver<()>,
 }
 
 /// Starts the server with `args` (plus `--http-host 127.0.0.1 --http-port 0`) and returns
@@ -90,8 +93,10 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Server {
     let stderr = child.stderr.take().expect("stderr piped");
     let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = mpsc::channel();
+    let (open, stderr_open) = mpsc::channel::<()>();
     let sink = Arc::clone(&log);
     std::thread::spawn(move || {
+        let _open = open;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(port) = listening_port(&line) {
                 let _ = tx.send(port);
@@ -110,6 +115,7 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Server {
         port,
         base: format!("http://127.0.0.1:{port}"),
         log,
+        stderr_open,
     }
 }
 
@@ -135,7 +141,8 @@ impl Server {
         server
     }
 
-    /// Polls `/v2/health/ready` until 200 (bounded by [`READY_TIMEOUT`]).
+    /// Polls `/v2/health/ready` until 200 (bounded by [`READY_TIMEOUT`]): readiness is an HTTP
+    /// answer, nothing to watch.
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
@@ -153,19 +160,14 @@ impl Server {
         );
     }
 
-    /// Waits for the process to exit (bounded).
+    /// Waits for the process to exit (bounded): its stderr closes, then it is reaped.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server still running after {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let exited = matches!(
+            self.stderr_open.recv_timeout(timeout),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        );
+        assert!(exited, "server still running after {timeout:?}");
+        self.child.wait().expect("reap the server")
     }
 
     /// Sends a signal to the server process.
