@@ -116,15 +116,11 @@ async fn the_window_holds_exactly_the_traffic_between_scrapes() {
     }
 
     let hour = Duration::from_secs(3600);
-    let windows = scraper
-        .window(
-            &[
-                std::slice::from_ref(&iris_pod),
-                std::slice::from_ref(&multi_pod),
-            ],
-            hour,
-        )
-        .await;
+    let both = [
+        std::slice::from_ref(&iris_pod),
+        std::slice::from_ref(&multi_pod),
+    ];
+    let windows = scraper.window(&both, hour).await;
     let (w, m) = (&windows[0], &windows[1]);
     assert_eq!(
         (w.answered, w.failures.len(), w.stats.pods, w.stats.new_pods),
@@ -173,15 +169,7 @@ async fn the_window_holds_exactly_the_traffic_between_scrapes() {
     // The next window (length 0: since the previous scrape) holds only the new traffic.
     predict(&iris, &ROWS[..1], None).await;
     predict(&iris, &ROWS[1..2], None).await;
-    let windows = scraper
-        .window(
-            &[
-                std::slice::from_ref(&iris_pod),
-                std::slice::from_ref(&multi_pod),
-            ],
-            Duration::ZERO,
-        )
-        .await;
+    let windows = scraper.window(&both, Duration::ZERO).await;
     let c = &windows[0].stats.counts;
     assert_eq!((c.requests, c.errors, c.latency.count()), (2.0, 0.0, 2.0));
     assert_eq!(c.predictions.values().sum::<f64>(), 2.0);
@@ -231,25 +219,23 @@ async fn a_measurement_judges_the_canary_against_the_stable() {
         },
         window: Some(Duration::from_secs(600)),
     };
-    let metric = |bound: Bound| AnalysisMetric {
-        name: "errors".into(),
-        min_sample: 4,
-        error_rate: Some(bound),
-        ..AnalysisMetric::default()
-    };
     let now = Time(Timestamp::now());
+    // An errorRate metric of at least 4 samples with `bound`, measured at `now`.
+    let measure = async |bound: Bound| {
+        let metric = AnalysisMetric {
+            name: "errors".into(),
+            min_sample: 4,
+            error_rate: Some(bound),
+            ..AnalysisMetric::default()
+        };
+        analyzer.measure(&metric, &target, None, now.clone()).await
+    };
+    let at_most_10_percent = Bound {
+        max: Some(0.1),
+        ..Bound::default()
+    };
 
-    let early = analyzer
-        .measure(
-            &metric(Bound {
-                max: Some(0.1),
-                ..Bound::default()
-            }),
-            &target,
-            None,
-            now.clone(),
-        )
-        .await;
+    let early = measure(at_most_10_percent.clone()).await;
     assert_eq!(
         early.verdict,
         MeasurementVerdict::Inconclusive,
@@ -263,17 +249,7 @@ async fn a_measurement_judges_the_canary_against_the_stable() {
     for _ in 0..3 {
         post(&multi.base, "/v2/models/multi/infer", &multi_request(3)).await;
     }
-    let absolute = analyzer
-        .measure(
-            &metric(Bound {
-                max: Some(0.1),
-                ..Bound::default()
-            }),
-            &target,
-            None,
-            now.clone(),
-        )
-        .await;
+    let absolute = measure(at_most_10_percent).await;
     assert_eq!(
         absolute.verdict,
         MeasurementVerdict::Failed,
@@ -295,17 +271,13 @@ async fn a_measurement_judges_the_canary_against_the_stable() {
         max_increase_over_stable: Some(0.01),
         ..Bound::default()
     };
-    let m = analyzer
-        .measure(&metric(relative.clone()), &target, None, now.clone())
-        .await;
+    let m = measure(relative.clone()).await;
     assert_eq!(m.verdict, MeasurementVerdict::Inconclusive, "{}", m.message);
     // With stable traffic in the same window, the canary is judged against it.
     for _ in 0..4 {
         predict(&iris, &ROWS[..1], None).await;
     }
-    let m = analyzer
-        .measure(&metric(relative), &target, None, now)
-        .await;
+    let m = measure(relative).await;
     assert_eq!(m.verdict, MeasurementVerdict::Failed, "{}", m.message);
     assert_eq!((m.canary, m.stable), (Some(0.75), Some(0.0)));
 }
