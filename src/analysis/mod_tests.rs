@@ -55,6 +55,11 @@ fn t(s: i64) -> Time {
     Time(Timestamp::from_second(s).unwrap())
 }
 
+/// Canary `c` and stable `s` in `ns`, neither with a pod (nothing for the direct scrape).
+fn podless() -> Target {
+    Target::new("ns", 8080, ("c", vec![]), ("s", vec![]))
+}
+
 fn metric(name: &str, delay: i32) -> AnalysisMetric {
     AnalysisMetric {
         name: name.into(),
@@ -73,18 +78,7 @@ fn metric(name: &str, delay: i32) -> AnalysisMetric {
 async fn measurements_that_cannot_be_taken_say_why() {
     let analyzer = Analyzer::default();
     let now = t(1_700_000_000);
-    let target = Target {
-        namespace: "ns".into(),
-        canary: Revision {
-            name: "c".into(),
-            pods: vec![],
-        },
-        stable: Revision {
-            name: "s".into(),
-            pods: vec![],
-        },
-        window: None,
-    };
+    let target = podless();
     let errors = metric("errors", 0);
     let rows: Vec<(AnalysisMetric, MeasurementVerdict, &str)> = vec![
         (
@@ -154,18 +148,7 @@ async fn measurements_through_prometheus() {
     ])
     .await;
     let analyzer = Analyzer::default();
-    let target = Target {
-        namespace: "ns".into(),
-        canary: Revision {
-            name: "c".into(),
-            pods: vec![],
-        },
-        stable: Revision {
-            name: "s".into(),
-            pods: vec![],
-        },
-        window: None,
-    };
+    let target = podless();
     let now = t(1_700_000_000);
     let errors = AnalysisMetric {
         source: Some(MetricSource::Prometheus),
