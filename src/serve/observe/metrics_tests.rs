@@ -30,6 +30,16 @@ fn sample(page: &str, series: &str) -> Option<f64> {
     line.rsplit(' ').next()?.parse().ok()
 }
 
+/// Asserts each row `(a, b, value)`: the series `metric{labels,ka="a",kb="b"}` has `value`,
+/// where `head` is `metric{labels` and `keys` is `[ka, kb]`.
+fn assert_rows(page: &str, head: &str, keys: [&str; 2], rows: &[(&str, &str, f64)]) {
+    let [ka, kb] = keys;
+    for (a, b, value) in rows {
+        let series = format!(r#"{head},{ka}="{a}",{kb}="{b}"}}"#);
+        assert_eq!(sample(page, &series), Some(*value), "{series} in\n{page}");
+    }
+}
+
 #[test]
 fn request_metrics_count_and_split_latency() {
     let m = ServeMetrics::new(ServeMetricsConfig::new("iris", "3"));
@@ -200,21 +210,15 @@ fn baseline_proportions_are_exported_per_bin() {
     let m = metrics_with_profile();
     m.observe_inputs(&[tensor("x", &[1, 2], TensorData::Fp32(vec![0.5, 5.0]))]);
     let page = m.encode().unwrap();
-    let series = |feature: &str, le: &str| {
-        format!(
-            r#"modelpilot_feature_baseline_proportion{{model="iris",model_version="3",feature="{feature}",upper_bound="{le}"}}"#
-        )
-    };
-    let rows = [
+    let head = r#"modelpilot_feature_baseline_proportion{model="iris",model_version="3""#;
+    let shares = [
         ("f0", "0.0", 0.25),
         ("f0", "1.0", 0.5),
         ("f0", "+Inf", 0.25),
         ("f1", "10.0", 0.5),
         ("f1", "+Inf", 0.5),
     ];
-    for (feature, le, share) in rows {
-        assert_eq!(sample(&page, &series(feature, le)), Some(share), "{page}");
-    }
+    assert_rows(&page, head, ["feature", "upper_bound"], &shares);
 }
 
 #[test]
@@ -231,11 +235,7 @@ fn feedback_labels_count_the_confusion_matrix_with_escaped_labels() {
     m.apply_feedback(br#"{"id": "b", "labels": [0, "q\"x", 5, 6]}"#)
         .unwrap();
     let page = m.encode().unwrap();
-    let series = |label: &str, predicted: &str| {
-        format!(
-            r#"modelpilot_feedback_labels_total{{model="m",model_version="1",label="{label}",predicted="{predicted}"}}"#
-        )
-    };
+    let head = r#"modelpilot_feedback_labels_total{model="m",model_version="1""#;
     // Labels 0, 1, 2 fill the cap of 3; "q\"x", 5 and 6 become __other__.
     let rows = [
         ("0", "0", 2.0),
@@ -245,13 +245,7 @@ fn feedback_labels_count_the_confusion_matrix_with_escaped_labels() {
         ("__other__", "1", 2.0),
         ("__other__", "2", 1.0),
     ];
-    for (label, predicted, rows) in rows {
-        assert_eq!(
-            sample(&page, &series(label, predicted)),
-            Some(rows),
-            "{page}"
-        );
-    }
+    assert_rows(&page, head, ["label", "predicted"], &rows);
     let total: usize = page
         .lines()
         .filter(|l| l.starts_with("modelpilot_feedback_labels_total{"))
