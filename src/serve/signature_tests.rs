@@ -29,6 +29,20 @@ fn iris() -> Signature {
     )
 }
 
+/// Checks `compare` on each `(case, stable, candidate, differences)` row: no differences means
+/// the two are compatible.
+fn assert_compares<D: Into<String>>(cases: Vec<(&str, Signature, Signature, Vec<D>)>) {
+    for (case, stable, candidate, want) in cases {
+        let want: Vec<String> = want.into_iter().map(Into::into).collect();
+        let got = compare(&stable, &candidate);
+        if want.is_empty() {
+            assert_eq!(got, Ok(()), "{case}");
+        } else {
+            assert_eq!(got, Err(want), "{case}");
+        }
+    }
+}
+
 #[test]
 fn compare_table() {
     let x = |shape: &[i64]| t("x", "FP32", shape);
@@ -127,15 +141,7 @@ fn compare_table() {
             ],
         ),
     ];
-    for (case, stable, candidate, want) in cases {
-        let want: Vec<String> = want.into_iter().map(String::from).collect();
-        let got = compare(&stable, &candidate);
-        if want.is_empty() {
-            assert_eq!(got, Ok(()), "{case}");
-        } else {
-            assert_eq!(got, Err(want), "{case}");
-        }
-    }
+    assert_compares(cases);
 }
 
 #[test]
@@ -294,14 +300,7 @@ fn truncated_signatures_still_compare_exactly() {
         ),
     ];
     assert!(shown < 200);
-    for (case, stable, candidate, want) in cases {
-        let got = compare(&stable, &candidate);
-        if want.is_empty() {
-            assert_eq!(got, Ok(()), "{case}");
-        } else {
-            assert_eq!(got, Err(want), "{case}");
-        }
-    }
+    assert_compares(cases);
 }
 
 #[test]
