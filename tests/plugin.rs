@@ -7,7 +7,11 @@ mod common;
 
 use std::{path::PathBuf, process::Output};
 
-use common::{TestNamespace, WAIT, example, in_namespace, kubeconfig_path, wait_for};
+use common::{
+    TestNamespace, WAIT, example, in_namespace, kubeconfig_path,
+    plugin::{assert_stderr, assert_stdout, command as plugin, report, text},
+    wait_for,
+};
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api,
@@ -26,21 +30,6 @@ use tokio::{
 
 const NAME: &str = "iris";
 
-/// `modelpilot plugin <args> -n <ns>`, talking to the test cluster.
-fn plugin(ns: &TestNamespace, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_modelpilot"));
-    command
-        .arg("plugin")
-        .args(args)
-        .args(["-n", &ns.name])
-        .env("KUBECONFIG", kubeconfig_path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
 /// Run to completion (bounded), returning the output.
 async fn output(mut command: Command) -> Output {
     let child = command.spawn().expect("start the plugin");
@@ -52,20 +41,6 @@ async fn finish(child: Child) -> Output {
         .await
         .expect("plugin finished in time")
         .expect("plugin output")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Exit code, stdout and stderr, in one string for assertion messages.
-fn report(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 async fn create(ns: &TestNamespace) -> Api<ModelDeployment> {
@@ -121,12 +96,7 @@ async fn promote_writes_a_request_and_reports_done() {
         );
         acknowledge(&api, &request, "Done", "moved to step 2/4").await;
         let out = finish(child).await;
-        assert_eq!(out.status.code(), Some(0), "{}", report(&out));
-        assert!(
-            text(&out.stdout).contains("promote iris: Done: moved to step 2/4"),
-            "{}",
-            report(&out)
-        );
+        assert_stdout(&out, 0, "promote iris: Done: moved to step 2/4");
     })
     .await;
 }
@@ -161,12 +131,7 @@ async fn kubectl_runs_the_plugin_and_a_refusal_exits_1() {
         assert_eq!(request.action.as_str(), "abort");
         acknowledge(&api, &request, "Refused", "no rollout to abort").await;
         let out = finish(child).await;
-        assert_eq!(out.status.code(), Some(1), "{}", report(&out));
-        assert!(
-            text(&out.stdout).contains("abort iris: Refused: no rollout to abort"),
-            "{}",
-            report(&out)
-        );
+        assert_stdout(&out, 1, "abort iris: Refused: no rollout to abort");
 
         // Usage errors name the command as kubectl users type it.
         let mut usage = Command::new(bin.path().join("kubectl-modelpilot"));
@@ -186,12 +151,7 @@ async fn no_answer_in_time_exits_2_and_leaves_the_request() {
     in_namespace("mp-plugin", |ns| async move {
         let api = create(&ns).await;
         let out = output(plugin(&ns, &["pause", NAME, "--wait", "2"])).await;
-        assert_eq!(out.status.code(), Some(2), "{}", report(&out));
-        assert!(
-            text(&out.stderr).contains("still recorded"),
-            "{}",
-            report(&out)
-        );
+        assert_stderr(&out, 2, "still recorded");
         let left = recorded(&api.get(NAME).await.expect("get")).expect("request still there");
         assert_eq!(left.action.as_str(), "pause");
     })
@@ -311,12 +271,7 @@ async fn status_and_history_print_the_status() {
         let request = recorded(&api.get(NAME).await.expect("get")).expect("request");
         assert_eq!(request.revision.as_deref(), Some("bbbbbbbbbb"));
         let out = output(plugin(&ns, &["rollback", NAME, "--to-revision", "7"])).await;
-        assert_eq!(out.status.code(), Some(1), "{}", report(&out));
-        assert!(
-            text(&out.stderr).contains("no stable revision at index 7"),
-            "{}",
-            report(&out)
-        );
+        assert_stderr(&out, 1, "no stable revision at index 7");
     })
     .await;
 }
@@ -351,25 +306,16 @@ async fn namespace_from_the_context_and_a_missing_object() {
         };
         let path_arg = path.to_string_lossy().into_owned();
         let out = output(bare(&["status", NAME, "--kubeconfig", &path_arg])).await;
-        assert_eq!(out.status.code(), Some(0), "{}", report(&out));
-        assert!(
-            text(&out.stdout).contains(&format!("Name:         {}/{NAME}", ns.name)),
-            "{}",
-            report(&out)
-        );
+        assert_stdout(&out, 0, &format!("Name:         {}/{NAME}", ns.name));
 
         let mut via_env = bare(&["history", "nope"]);
         via_env.env("KUBECONFIG", &path);
         let out = output(via_env).await;
-        assert_eq!(out.status.code(), Some(1), "{}", report(&out));
-        assert!(
-            text(&out.stderr).contains(&format!(
-                "ModelDeployment \"nope\" not found in namespace \"{}\"",
-                ns.name
-            )),
-            "{}",
-            report(&out)
+        let missing = format!(
+            "ModelDeployment \"nope\" not found in namespace \"{}\"",
+            ns.name
         );
+        assert_stderr(&out, 1, &missing);
     })
     .await;
 }

@@ -23,13 +23,12 @@ mod serve_support;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use canary_support::*;
-use common::{TestNamespace, WAIT, in_namespace, kubeconfig_path, operator::OperatorProcess, poll};
+use common::{TestNamespace, WAIT, in_namespace, operator::OperatorProcess, plugin, poll};
 use futures::StreamExt;
 use k8s_openapi::{
     api::{batch::v1::Job, coordination::v1::Lease, events::v1::Event},
@@ -283,13 +282,7 @@ async fn promote_killing_the_leader(
     leases: &Api<Lease>,
     takeovers: &mut Vec<Takeover>,
 ) -> String {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_modelpilot"))
-        .args(["plugin", "-n", &ns.name, "promote", NAME, "--wait", "60"])
-        .env("KUBECONFIG", kubeconfig_path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
+    let mut child = plugin::command(ns, &["promote", NAME, "--wait", "60"])
         .spawn()
         .expect("start the plugin");
     let stderr = child.stderr.take().expect("plugin stderr");

@@ -49,7 +49,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
 
         // abort: Done, the canary's pods go, the history says why.
         let out = plugin(&ns, &["abort", name]).await;
-        assert_answer(
+        assert_stdout(
             &out,
             0,
             &format!("abort {name}: Done: rolled back to the stable revision"),
@@ -75,7 +75,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
 
         // A verb that does not fit is refused with the controller's reason, and changes nothing.
         let out = plugin(&ns, &["resume", name]).await;
-        assert_answer(
+        assert_stdout(
             &out,
             1,
             &format!("resume {name}: Refused: nothing to resume: the rollout is Aborted"),
@@ -93,7 +93,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
         // retry: the same candidate goes through the check and the steps again.
         let moments = record(&mdeps, name, moment).await;
         let out = plugin(&ns, &["retry", name]).await;
-        assert_answer(
+        assert_stdout(
             &out,
             0,
             &format!("retry {name}: Done: started again from the first step"),
@@ -125,7 +125,7 @@ async fn abort_then_retry_then_promote_through_the_plugin() {
 
         // promote at the open pause: on to the end, promoted.
         let out = plugin(&ns, &["promote", name]).await;
-        assert_answer(&out, 0, &format!("promote {name}: Done: moved to step 2"));
+        assert_stdout(&out, 0, &format!("promote {name}: Done: moved to step 2"));
         let status = wait_v2_promoted(&mdeps, name).await;
         assert_eq!(stable_version(&status), Some("v2"));
         assert_eq!(stable_name(&status), v2_rev);
@@ -170,7 +170,7 @@ async fn promote_full_skips_the_remaining_steps() {
 
         let moments = record(&mdeps, name, moment).await;
         let out = plugin(&ns, &["promote", name, "--full"]).await;
-        assert_answer(
+        assert_stdout(
             &out,
             0,
             &format!("promote-full {name}: Done: promoting without the remaining steps"),
@@ -222,7 +222,7 @@ async fn rollback_to_the_previous_stable_revision_through_the_plugin() {
         let sig_jobs = record_names(&jobs, &format!("{SIGNATURE_OF}={name}")).await;
         let moments = record(&mdeps, name, moment).await;
         let out = plugin(&ns, &["rollback", name, "--to-revision", "1"]).await;
-        assert_answer(
+        assert_stdout(
             &out,
             0,
             &format!("rollback {name}: Done: spec.model set to revision {v1_rev} (v1)"),
@@ -381,7 +381,7 @@ async fn gateway_api_weights_follow_the_steps_and_promotion() {
         );
 
         let out = plugin(&ns, &["promote", name]).await;
-        assert_answer(&out, 0, &format!("promote {name}: Done: moved to step 4"));
+        assert_stdout(&out, 0, &format!("promote {name}: Done: moved to step 4"));
         wait_v2_promoted(&mdeps, name).await;
         let v2_rev2 = v2_rev.clone();
         wait_for(

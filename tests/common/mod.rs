@@ -5,10 +5,12 @@
 //! each other's objects. Waiting is done by watching for a condition with a deadline, never by
 //! sleeping (what cannot be watched is polled against a deadline, [`poll`]); when a wait fails
 //! the relevant objects and events are dumped so the failure reads on its own. Operator
-//! processes of their own, for leader election, are in [`operator`].
+//! processes of their own, for leader election, are in [`operator`]; the real plugin binary in
+//! [`plugin`].
 #![allow(dead_code)]
 
 pub mod operator;
+pub mod plugin;
 
 use std::{fmt::Debug, future::Future, path::PathBuf, time::Duration};
 

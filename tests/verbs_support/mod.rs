@@ -27,11 +27,11 @@ use kube::{
 use modelpilot::api::{
     ModelDeployment, ModelDeploymentStatus, Outcome, RolloutPhase, RolloutStatus,
 };
-use tokio::{process::Command, sync::watch};
+use tokio::sync::watch;
 
 use crate::{
     canary_support::{Models, START, set_model, wait_rollout},
-    common::{TestNamespace, WAIT, kubeconfig_path, with_controller},
+    common::{TestNamespace, WAIT, plugin::command, with_controller},
 };
 
 /// Runs one verb story: the test models served, then `body` in a namespace of its own with its
@@ -72,17 +72,12 @@ pub async fn wait_v2_promoted(api: &Api<ModelDeployment>, name: &str) -> ModelDe
     md.status.unwrap_or_default()
 }
 
-/// Runs `modelpilot plugin <args> -n <ns>` against the test cluster to completion.
+pub use crate::common::plugin::{assert_stdout, report, text};
+
+/// Runs `modelpilot plugin <args> -n <ns> --wait 60` against the test cluster to completion.
 pub async fn plugin(ns: &TestNamespace, args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_modelpilot"))
-        .arg("plugin")
-        .args(args)
-        .args(["-n", &ns.name, "--wait", "60"])
-        .env("KUBECONFIG", kubeconfig_path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
+    let child = command(ns, args)
+        .args(["--wait", "60"])
         .spawn()
         .expect("start the plugin");
     let started = Instant::now();
@@ -101,42 +96,11 @@ pub async fn plugin(ns: &TestNamespace, args: &[&str]) -> Output {
 
 /// [`plugin`] for `status`/`history` (no `--wait`).
 pub async fn plugin_view(ns: &TestNamespace, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_modelpilot"))
-        .arg("plugin")
-        .args(args)
-        .args(["-n", &ns.name])
-        .env("KUBECONFIG", kubeconfig_path())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let out = command(ns, args).output();
     tokio::time::timeout(Duration::from_secs(60), out)
         .await
         .expect("the plugin finished in time")
         .expect("plugin output")
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Exit code, stdout and stderr in one string, for assertion messages.
-pub fn report(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-/// Asserts the plugin exited `code` and printed `want` on stdout.
-pub fn assert_answer(out: &Output, code: i32, want: &str) {
-    assert_eq!(out.status.code(), Some(code), "{}", report(out));
-    assert!(
-        text(&out.stdout).contains(want),
-        "expected {want:?} on stdout:\n{}",
-        report(out)
-    );
 }
 
 /// What a watch delivered: the watch is listening (its first list is done), or a state.
