@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod api;
+pub mod autoscale;
 pub mod build;
 pub mod controller;
 pub mod plugin;

@@ -10,7 +10,8 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use crate::api::{
-    GraphOptimizationLevel, ModelDeployment, RolloutSpec, ServerBatching, TrafficMode,
+    AutoscalingMode, AutoscalingSpec, GraphOptimizationLevel, ModelDeployment, RolloutSpec,
+    ServerBatching, TrafficMode,
 };
 
 /// Why a spec cannot be reconciled; shown in the `Degraded` condition and an event.
@@ -28,6 +29,9 @@ pub enum SpecError {
     /// `rollout` breaks a rule the CRD states (for objects written before the rule).
     #[error("rollout: {0}")]
     Rollout(String),
+    /// `autoscaling` breaks a rule the CRD states.
+    #[error("autoscaling: {0}")]
+    Autoscaling(String),
     /// The object lacks name, namespace or uid (never true for objects read from the API).
     #[error("object is missing metadata.{0}")]
     Metadata(&'static str),
@@ -146,6 +150,8 @@ pub struct ValidSpec {
     pub replicas: i32,
     /// How a new revision replaces the stable one (not part of the revision).
     pub rollout: Option<RolloutSpec>,
+    /// How the replicas follow load (not part of the revision).
+    pub autoscaling: Option<AutoscalingSpec>,
     /// The `modelpilot.io/request` annotation, verbatim.
     pub request: Option<String>,
     /// Hash of everything that defines the pods (not the replica count).
@@ -197,11 +203,15 @@ pub fn validate(mdep: &ModelDeployment, defaults: &Defaults) -> Result<ValidSpec
         template: spec.template.clone(),
         replicas: spec.replicas,
         rollout: spec.rollout.clone(),
+        autoscaling: spec.autoscaling.clone(),
         request: mdep.annotations().get("modelpilot.io/request").cloned(),
         revision: String::new(),
     };
     if let Some(rollout) = &valid.rollout {
         check_rollout(rollout)?;
+    }
+    if let Some(autoscaling) = &valid.autoscaling {
+        check_autoscaling(autoscaling)?;
     }
     valid.revision = revision_hash(&valid);
     Ok(valid)
@@ -236,6 +246,42 @@ fn check_rollout(r: &RolloutSpec) -> Result<(), SpecError> {
         return err("traffic.httpRoute is required when traffic.mode is GatewayAPI".into());
     }
     Ok(())
+}
+
+/// The autoscaling rules the recommender relies on.
+fn check_autoscaling(a: &AutoscalingSpec) -> Result<(), SpecError> {
+    let err = |m: &str| Err(SpecError::Autoscaling(m.to_string()));
+    if !(0..=1000).contains(&a.min_replicas) || !(1..=1000).contains(&a.max_replicas) {
+        return err("minReplicas must be 0-1000 and maxReplicas 1-1000");
+    }
+    if a.min_replicas > a.max_replicas {
+        return err("minReplicas must not exceed maxReplicas");
+    }
+    if a.target.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+        return err("target must be greater than 0");
+    }
+    if !(a.panic_threshold > 1.0 && a.panic_threshold <= 100.0) {
+        return err("panicThreshold must be above 1.0 and at most 100");
+    }
+    if !(a.max_scale_up_rate > 1.0 && a.max_scale_down_rate > 1.0) {
+        return err("maxScaleUpRate and maxScaleDownRate must be above 1.0");
+    }
+    if !(6..=3600).contains(&a.stable_window_seconds)
+        || !(1..=100).contains(&a.panic_window_percent)
+        || !(1..=60).contains(&a.tick_seconds)
+        || !(0..=3600).contains(&a.scale_down_delay_seconds)
+    {
+        return err("a window, tick or delay is out of its range");
+    }
+    if a.stable_window_seconds * a.panic_window_percent < a.tick_seconds * 100 {
+        return err("the panic window must be at least tickSeconds long");
+    }
+    match (a.mode, &a.hpa) {
+        (AutoscalingMode::Hpa, Some(h)) if !h.metrics.is_empty() => Ok(()),
+        (AutoscalingMode::Hpa, _) => err("hpa.metrics is required when mode is HPA"),
+        (AutoscalingMode::Builtin, Some(_)) => err("hpa is only used with mode: HPA"),
+        (AutoscalingMode::Builtin, None) => Ok(()),
+    }
 }
 
 /// A short, stable hash of what defines the pods: a change here means a new revision.

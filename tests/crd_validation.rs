@@ -132,6 +132,15 @@ fn invalid_cases() -> Vec<Invalid> {
         invalid("prediction shift relative to stable", set("/spec/rollout", json!({"analysis": [{"name": "s", "predictionShift": {"maxRatioToStable": 1.2}}]})), "predictionShift already compares the canary with the stable revision"),
         invalid("latency quantile 1", set("/spec/rollout", json!({"analysis": [{"name": "p", "latency": {"quantile": 1.0, "bound": {"max": 1.0}}}]})), "latency.quantile must be between 0 and 1"),
         invalid("query with success and failure", set("/spec/rollout", json!({"analysis": [{"name": "q", "query": {"promql": "up", "success": {"max": 1.0}, "failure": {"min": 2.0}}}]})), "a query metric sets exactly one of success or failure"),
+        invalid("autoscaling min above max", set("/spec/autoscaling", json!({"minReplicas": 5, "maxReplicas": 2})), "autoscaling.minReplicas must not exceed autoscaling.maxReplicas"),
+        invalid("autoscaling without maxReplicas", set("/spec/autoscaling", json!({"minReplicas": 1})), "spec.autoscaling.maxReplicas: Required value"),
+        invalid("autoscaling target 0", set("/spec/autoscaling", json!({"maxReplicas": 4, "target": 0.0})), "autoscaling.target must be greater than 0"),
+        invalid("autoscaling unknown metric", set("/spec/autoscaling", json!({"maxReplicas": 4, "metric": "CPU"})), "Unsupported value: \"CPU\": supported values: \"Concurrency\", \"RPS\", \"QueueTime\""),
+        invalid("autoscaling panic threshold 1", set("/spec/autoscaling", json!({"maxReplicas": 4, "panicThreshold": 1.0})), "autoscaling.panicThreshold must be above 1.0"),
+        invalid("autoscaling scale-down rate 1", set("/spec/autoscaling", json!({"maxReplicas": 4, "maxScaleDownRate": 1.0})), "autoscaling.maxScaleDownRate must be above 1.0"),
+        invalid("autoscaling panic window shorter than a tick", set("/spec/autoscaling", json!({"maxReplicas": 4, "stableWindowSeconds": 10, "panicWindowPercent": 10, "tickSeconds": 2})), "the panic window (stableWindowSeconds × panicWindowPercent / 100) must be at least tickSeconds long"),
+        invalid("autoscaling HPA mode without metrics", set("/spec/autoscaling", json!({"mode": "HPA", "maxReplicas": 4})), "autoscaling.hpa.metrics is required when autoscaling.mode is HPA"),
+        invalid("autoscaling hpa section in builtin mode", set("/spec/autoscaling", json!({"maxReplicas": 4, "hpa": {"metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})), "autoscaling.hpa is only used with mode: HPA"),
     ]
 }
 
@@ -157,6 +166,9 @@ fn valid_cases() -> Vec<Valid> {
         valid("batching bounds", set("/spec/server/batching", json!({"maxBatchSize": 4096, "maxQueueDelayMs": 0}))),
         valid("template with sidecar and Always", set("/spec/template", json!({"spec": {"restartPolicy": "Always", "containers": [{"name": "gateway", "image": "registry.example.com/gw:1"}], "initContainers": [{"name": "warmup", "image": "registry.example.com/warm:1"}]}}))),
         valid("template with own container only", set("/spec/template", template("proxy"))),
+        valid("autoscaling defaults", set("/spec/autoscaling", json!({"maxReplicas": 1}))),
+        valid("autoscaling every builtin field", set("/spec/autoscaling", json!({"mode": "Builtin", "minReplicas": 0, "maxReplicas": 1000, "metric": "QueueTime", "target": 0.02, "stableWindowSeconds": 6, "panicWindowPercent": 100, "panicThreshold": 100.0, "scaleDownDelaySeconds": 3600, "maxScaleUpRate": 1.5, "maxScaleDownRate": 1.01, "tickSeconds": 6}))),
+        valid("autoscaling HPA with a pods metric and behaviour", set("/spec/autoscaling", json!({"mode": "HPA", "minReplicas": 2, "maxReplicas": 10, "hpa": {"metrics": [{"type": "Pods", "pods": {"metric": {"name": "modelpilot_inference_inflight_requests"}, "target": {"type": "AverageValue", "averageValue": "4"}}}], "behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}}}}))),
     ]
 }
 
@@ -297,11 +309,29 @@ async fn api_server_fills_in_defaults() {
     let api = model_deployments(&ns);
     let mut doc = base("defaults");
     doc["spec"]["server"] = json!({"batching": {}});
+    doc["spec"]["autoscaling"] = json!({"maxReplicas": 3});
     let stored = apply(&api, &doc)
         .await
         .expect("minimal manifest is accepted");
     let spec = &stored.data["spec"];
     assert_eq!(spec["replicas"], json!(1), "{spec}");
+    let autoscaling = &spec["autoscaling"];
+    for (field, value) in [
+        ("mode", json!("Builtin")),
+        ("minReplicas", json!(1)),
+        ("metric", json!("Concurrency")),
+        ("stableWindowSeconds", json!(60)),
+        ("panicWindowPercent", json!(10)),
+        ("panicThreshold", json!(2)),
+        ("scaleDownDelaySeconds", json!(0)),
+        ("maxScaleDownRate", json!(2)),
+        ("tickSeconds", json!(2)),
+    ] {
+        assert_eq!(
+            autoscaling[field], value,
+            "autoscaling.{field}: {autoscaling}"
+        );
+    }
     assert_eq!(
         spec["server"]["graphOptimizationLevel"],
         json!("all"),

@@ -219,6 +219,12 @@ impl Scraper {
 
 /// GETs and reads one pod's metrics page.
 async fn fetch(client: &reqwest::Client, pod: &PodAddr) -> Result<Counts, String> {
+    let text = fetch_page(client, pod).await?;
+    Counts::parse(&text).map_err(|e| e.to_string())
+}
+
+/// GETs one pod's metrics page as text (bounded by [`MAX_PAGE_BYTES`]); the error says why not.
+pub async fn fetch_page(client: &reqwest::Client, pod: &PodAddr) -> Result<String, String> {
     let mut response = client
         .get(pod.url())
         .header(reqwest::header::ACCEPT, "text/plain;version=0.0.4")
@@ -236,8 +242,7 @@ async fn fetch(client: &reqwest::Client, pod: &PodAddr) -> Result<Counts, String
         }
         body.extend_from_slice(&chunk);
     }
-    let text = String::from_utf8(body).map_err(|_| "metrics page is not UTF-8".to_string())?;
-    Counts::parse(&text).map_err(|e| e.to_string())
+    String::from_utf8(body).map_err(|_| "metrics page is not UTF-8".to_string())
 }
 
 /// An error and its causes on one line (reqwest's top-level message alone says little).

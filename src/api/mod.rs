@@ -6,6 +6,7 @@
 //! Later sections (rollout, autoscaling, monitoring, retraining) are added as optional fields of
 //! [`ModelDeploymentSpec`] so existing manifests keep working.
 
+mod autoscaling;
 mod rollout;
 mod rollout_status;
 mod spec;
@@ -14,6 +15,9 @@ mod status;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use autoscaling::{
+    AutoscalingMode, AutoscalingSpec, AutoscalingStatus, HpaSpec, RevisionScale, ScaleMetric,
+};
 pub use rollout::{
     AnalysisMetric, Bound, LatencyMetric, MetricSource, PauseStep, PrometheusSpec, QueryMetric,
     RolloutSpec, RolloutStep, Score, ScoreMetric, StepAnalysis, TrafficMode, TrafficSpec,
@@ -36,8 +40,8 @@ pub const CRD_FILE: &str = "modelpilot.io_modeldeployments.yaml";
 
 /// The CRD as the API server receives it.
 ///
-/// The embedded pod template schema comes from the Kubernetes API types with their long upstream
-/// descriptions; those are dropped here (our own field docs stay) so the CRD stays small enough for
+/// The embedded pod template and HPA metric schemas come from the Kubernetes API types with their
+/// long upstream descriptions; those are dropped here (our own field docs stay) so the CRD stays small enough for
 /// `kubectl apply` and quick to serve through discovery.
 pub fn crd() -> anyhow::Result<CustomResourceDefinition> {
     let mut value = serde_json::to_value(ModelDeployment::crd())?;
@@ -49,8 +53,14 @@ pub fn crd() -> anyhow::Result<CustomResourceDefinition> {
             strip_nested_descriptions(schema);
         }
     }
-    if let Some(server_resources) = spec_properties.pointer_mut("/server/properties/resources") {
-        strip_nested_descriptions(server_resources);
+    for path in [
+        "/server/properties/resources",
+        "/autoscaling/properties/hpa/properties/metrics",
+        "/autoscaling/properties/hpa/properties/behavior",
+    ] {
+        if let Some(schema) = spec_properties.pointer_mut(path) {
+            strip_nested_descriptions(schema);
+        }
     }
     Ok(serde_json::from_value(value)?)
 }

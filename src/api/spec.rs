@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{PodTemplateSpec, ResourceRequirements};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::{rollout::RolloutSpec, status::ModelDeploymentStatus};
+use super::{autoscaling::AutoscalingSpec, rollout::RolloutSpec, status::ModelDeploymentStatus};
 
 /// A model served by ONNX Runtime inference pods, reconciled by the modelpilot operator.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -67,6 +67,8 @@ pub struct ModelDeploymentSpec {
     pub template: Option<PodTemplateSpec>,
 
     /// Number of inference pods. Served by the scale subresource, so `kubectl scale` works.
+    /// With `autoscaling.mode: Builtin` the operator decides the count and this field is not
+    /// read; with `mode: HPA` the HorizontalPodAutoscaler writes it.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
@@ -76,6 +78,12 @@ pub struct ModelDeploymentSpec {
     /// traffic once its pods are ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSpec>,
+
+    /// Scale the inference pods on inference load (requests in flight, requests/s, queue time),
+    /// each revision on its own, or through a HorizontalPodAutoscaler. Without it the count is
+    /// `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
 }
 
 fn default_replicas() -> i32 {

@@ -5,7 +5,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-use super::rollout_status::{HistoryEntry, RolloutRevision, RolloutStatus};
+use super::{
+    autoscaling::AutoscalingStatus,
+    rollout_status::{HistoryEntry, RolloutRevision, RolloutStatus},
+};
 
 /// Condition types the operator maintains.
 pub mod condition_types {
@@ -125,4 +128,8 @@ pub struct ModelDeploymentStatus {
     /// Past rollouts, newest last (bounded by `spec.rollout.historyLimit`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+
+    /// The autoscaler's inputs and decisions (with `spec.autoscaling`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingStatus>,
 }

@@ -6,6 +6,7 @@
 //! server-side apply see "no change" when nothing changed.
 
 pub mod deployment;
+pub mod hpa;
 pub mod labels;
 pub mod route;
 pub mod server;

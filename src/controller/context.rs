@@ -1,5 +1,5 @@
 //! What every reconcile shares: the client, defaults, the event recorder, metrics, the pod
-//! health deadline, the analysis measurer, and the per-object failure counts that drive retry backoff.
+//! health deadline, the analysis measurer, the autoscaler's load windows, and the per-object failure counts that drive retry backoff.
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
@@ -18,6 +18,8 @@ pub struct Context {
     pub pod_not_ready_deadline: Duration,
     /// Measures canary analysis metrics (keeps the recent scrapes of each pod).
     pub analyzer: crate::analysis::Analyzer,
+    /// The built-in autoscaler's scrapes and load windows.
+    pub autoscaler: crate::autoscale::collect::Collector,
     /// Reads model metadata from inference pods (the stable model's signature).
     pub http: reqwest::Client,
     failures: Mutex<HashMap<String, u32>>,
@@ -53,6 +55,7 @@ impl Context {
             metrics,
             pod_not_ready_deadline,
             analyzer: crate::analysis::Analyzer::default(),
+            autoscaler: crate::autoscale::collect::Collector::default(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(3))
                 .build()

@@ -14,6 +14,7 @@ pub mod leader;
 pub mod observe;
 pub mod pods;
 pub mod reconcile;
+pub mod scale;
 pub mod status;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -22,6 +23,7 @@ use anyhow::Context as _;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::{
     apps::v1::Deployment,
+    autoscaling::v2::HorizontalPodAutoscaler,
     batch::v1::Job,
     core::v1::{Pod, Service},
 };
@@ -188,15 +190,17 @@ pub struct RunConfig {
 
 /// Run the controller until `stop` is cancelled, then let running reconciles finish.
 pub async fn run(client: Client, config: RunConfig, stop: CancellationToken) -> anyhow::Result<()> {
-    let (mdeps, deployments, services, pods, jobs) = match &config.namespace {
+    let (mdeps, deployments, services, pods, jobs, hpas) = match &config.namespace {
         Some(ns) => (
             Api::<ModelDeployment>::namespaced(client.clone(), ns),
             Api::<Deployment>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
             Api::<Pod>::namespaced(client.clone(), ns),
             Api::<Job>::namespaced(client.clone(), ns),
+            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
@@ -225,7 +229,8 @@ pub async fn run(client: Client, config: RunConfig, stop: CancellationToken) -> 
     ));
     let controller = Controller::new(mdeps, watcher::Config::default().any_semantic())
         .owns(deployments, children.clone())
-        .owns(services, children)
+        .owns(services, children.clone())
+        .owns(hpas, children)
         .owns(
             jobs,
             watcher::Config::default().labels(crate::build::labels::SIGNATURE_OF),

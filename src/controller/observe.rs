@@ -271,7 +271,7 @@ async fn measure(
     taken
 }
 
-fn ready_pods(pods: Option<&Vec<Pod>>) -> Vec<Pod> {
+pub fn ready_pods(pods: Option<&Vec<Pod>>) -> Vec<Pod> {
     pods.into_iter()
         .flatten()
         .filter(|p| pods::is_ready(p))
@@ -279,10 +279,10 @@ fn ready_pods(pods: Option<&Vec<Pod>>) -> Vec<Pod> {
         .collect()
 }
 
-/// All revisions seen as one Deployment, for the conditions: `spec.replicas` is the spec's, the
-/// counts are summed across revisions, `updatedReplicas` and the Deployment conditions (stalled,
+/// All revisions seen as one Deployment, for the conditions: `spec.replicas` is `desired` (the
+/// spec's, or the autoscaler's count), the counts are summed across revisions, `updatedReplicas` and the Deployment conditions (stalled,
 /// replica failure) are the spec revision's.
-pub fn aggregate(cluster: &Cluster, spec: &ValidSpec) -> Option<Deployment> {
+pub fn aggregate(cluster: &Cluster, spec: &ValidSpec, desired: i32) -> Option<Deployment> {
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
     if cluster.deployments.is_empty() {
         return None;
@@ -308,7 +308,7 @@ pub fn aggregate(cluster: &Cluster, spec: &ValidSpec) -> Option<Deployment> {
             ..Default::default()
         },
         spec: DeploymentSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(desired),
             ..Default::default()
         },
         status: Some(status),

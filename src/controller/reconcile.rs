@@ -28,10 +28,11 @@ use super::{
     error::Error,
     events, observe,
     pods::{self, PodProblem},
+    scale,
     status::{self, Observation},
 };
 use crate::{
-    api::{ModelDeployment, ModelDeploymentStatus},
+    api::{AutoscalingMode, ModelDeployment, ModelDeploymentStatus},
     build::FIELD_MANAGER,
     rollout::plan::{self, Plan},
     validate::{ValidSpec, validate},
@@ -109,15 +110,36 @@ async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Err
     let status = obj.status.clone().unwrap_or_default();
     let cluster = observe::cluster(ctx, &valid).await?;
     let now = status::now();
-    let observed = Box::pin(observe::observed(ctx, &valid, &status, &cluster, &now)).await?;
+    let mut observed = Box::pin(observe::observed(ctx, &valid, &status, &cluster, &now)).await?;
+    let scaled = Box::pin(scale::builtin(ctx, &valid, &status, &cluster, &now)).await;
+    observed.autoscaled = scaled.as_ref().map(|s| s.decided.counts);
     let mut plan = plan::plan(&valid, &status, &observed);
+    if let Some(s) = scaled {
+        plan.autoscaling = Some(s.decided.status);
+        plan.transitions.extend(s.decided.transitions);
+        plan.requeue = plan.requeue.min(s.next);
+    }
     if let Some(target) = &plan.rollback_to
         && plan.rollout.fast_track.is_none()
     {
         plan.rollout.fast_track = revision_with_model(obj, ctx, target);
     }
-    let aggregate = observe::aggregate(&cluster, &valid);
-    if let Err(err) = Box::pin(apply::carry_out(ctx, &valid, &plan, &cluster)).await {
+    let desired = match (&valid.autoscaling, plan.autoscaling.as_ref()) {
+        (Some(_), Some(a)) if a.mode == AutoscalingMode::Builtin => {
+            plan.replicas.get(&plan.stable.name).copied().unwrap_or(0)
+        }
+        _ => valid.replicas,
+    };
+    let aggregate = observe::aggregate(&cluster, &valid, desired);
+    let mut result = Box::pin(apply::carry_out(ctx, &valid, &plan, &cluster)).await;
+    if result.is_ok() {
+        match scale::hpa(ctx, &valid, &status).await {
+            Ok(Some(hpa_status)) => plan.autoscaling = Some(hpa_status),
+            Ok(None) => {}
+            Err(e) => result = Err(e),
+        }
+    }
+    if let Err(err) = result {
         if err.is_permanent() || matches!(err, Error::Route(_) | Error::RouteMissing(_)) {
             let plan = Some(&plan);
             write_status(
@@ -208,7 +230,11 @@ async fn write_status(
         let note = events::Note {
             warning: t.warning,
             reason: t.reason.into(),
-            action: "Rollout",
+            action: if t.reason.starts_with("Scaled") {
+                "Scale"
+            } else {
+                "Rollout"
+            },
             message: t.message,
         };
         info!(reason = %note.reason, "{}", note.message);

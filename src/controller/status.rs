@@ -336,6 +336,9 @@ pub fn desired_status(
         history: obs
             .plan
             .map_or_else(|| old.history.clone(), |p| p.history.clone()),
+        autoscaling: obs
+            .plan
+            .map_or_else(|| old.autoscaling.clone(), |p| p.autoscaling.clone()),
     }
 }
 

@@ -17,9 +17,10 @@ use super::{
 };
 use crate::{
     api::{
-        HistoryEntry, ModelDeploymentStatus, Outcome, RequestAck, RolloutPhase, RolloutRevision,
-        RolloutStatus, ScaleDown, TrafficMode,
+        AutoscalingStatus, HistoryEntry, ModelDeploymentStatus, Outcome, RequestAck, RolloutPhase,
+        RolloutRevision, RolloutStatus, ScaleDown, TrafficMode,
     },
+    autoscale::tick::Counts,
     validate::ValidSpec,
 };
 
@@ -69,6 +70,9 @@ pub struct Observed {
     pub canary_problem: Option<String>,
     /// How two signatures differ (`Err` lists the differences); given by the reconcile.
     pub signature_diff: Option<Result<(), Vec<String>>>,
+    /// The built-in autoscaler's counts per track (with `autoscaling.mode: Builtin`); `None`:
+    /// the count is `spec.replicas`.
+    pub autoscaled: Option<Counts>,
 }
 
 /// An event to publish.
@@ -97,6 +101,8 @@ pub struct Plan {
     pub rollback_to: Option<RolloutRevision>,
     pub transitions: Vec<Transition>,
     pub requeue: Duration,
+    /// The autoscaler's status to write (set by the reconcile from its tick, not planned here).
+    pub autoscaling: Option<AutoscalingStatus>,
 }
 
 fn note(reason: &'static str, message: String) -> Transition {
@@ -373,7 +379,9 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
     let rollback_to = st.rollback_to.clone();
 
     // 5. Advance.
-    let n = spec.replicas;
+    let gateway = rollout_spec.traffic.mode == TrafficMode::GatewayApi;
+    let n = pods_wanted(spec, obs.autoscaled, gateway);
+    let canary_own = obs.autoscaled.and_then(|c| c.canary);
     let mut requeue = RESYNC;
     let mut wait = |d: Duration| requeue = requeue.min(d);
     let canary_rev = st.canary.as_ref().map(|c| c.name.clone());
@@ -492,11 +500,11 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
     }
 
     let max_unavailable = replicas::max_unavailable(n, rollout_spec.max_unavailable.as_ref());
-    let gateway = rollout_spec.traffic.mode == TrafficMode::GatewayApi;
     if st.phase == RolloutPhase::Progressing {
         let traffic = Reached {
             gateway,
             n,
+            canary_own,
             max_unavailable,
             stable: stable_view,
             canary: canary_view,
@@ -574,7 +582,7 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
                 if st.phase == RolloutPhase::Promoting {
                     (n, n)
                 } else {
-                    replicas::gateway_counts(n, weight)
+                    gateway_pair(n, weight, canary_own)
                 }
             } else {
                 replicas::step_counts(
@@ -641,6 +649,7 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
         rollback_to,
         transitions,
         requeue,
+        autoscaling: None,
     }
 }
 
@@ -680,10 +689,40 @@ pub fn add_secs(t: &Time, secs: i64) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_millisecond(ms).unwrap_or(t.0))
 }
 
+/// The pods the stable track (and with replica-ratio traffic, both tracks together) should
+/// run: `spec.replicas`, or with the built-in autoscaler its counts — behind a route the stable
+/// revision's own, with replica-ratio traffic the sum of both revisions' (each from its own
+/// load), within `minReplicas..=maxReplicas`.
+fn pods_wanted(spec: &ValidSpec, autoscaled: Option<Counts>, gateway: bool) -> i32 {
+    match (&spec.autoscaling, autoscaled) {
+        (Some(a), Some(c)) => {
+            let total = if gateway {
+                c.stable
+            } else {
+                c.stable.saturating_add(c.canary.unwrap_or(0))
+            };
+            total.clamp(a.min_replicas, a.max_replicas.max(a.min_replicas))
+        }
+        _ => spec.replicas,
+    }
+}
+
+/// `(stable, canary)` behind a route: the weight's share of `n` for the canary, or once the
+/// autoscaler has a count of its own for it, that count (at least one pod while it takes
+/// traffic).
+fn gateway_pair(n: i32, weight: i32, canary_own: Option<i32>) -> (i32, i32) {
+    let (stable, share) = replicas::gateway_counts(n, weight);
+    match canary_own {
+        Some(own) if weight > 0 && own > 0 => (stable, own),
+        _ => (stable, share),
+    }
+}
+
 /// Traffic reached per mode, from the observed tracks.
 struct Reached {
     gateway: bool,
     n: i32,
+    canary_own: Option<i32>,
     max_unavailable: i32,
     stable: TrackView,
     canary: TrackView,
@@ -693,7 +732,7 @@ struct Reached {
 impl steps::Traffic for Reached {
     fn reached(&self, weight: i32) -> bool {
         if self.gateway {
-            let (_, canary) = replicas::gateway_counts(self.n, weight);
+            let (_, canary) = gateway_pair(self.n, weight, self.canary_own);
             self.canary.ready >= canary && self.route == Some(weight)
         } else {
             let (stable, canary) = replicas::split(self.n, weight);

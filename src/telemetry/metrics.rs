@@ -36,6 +36,13 @@ struct PhaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrackLabels {
+    namespace: String,
+    name: String,
+    track: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {
     namespace: String,
     name: String,
@@ -75,6 +82,9 @@ pub struct ControllerMetrics {
     rollout_phase: Family<PhaseLabels, Gauge>,
     weight: Family<ObjectLabels, Gauge>,
     verdicts: Family<VerdictLabels, Counter>,
+    scale_desired: Family<TrackLabels, Gauge>,
+    scale_observed: Family<TrackLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    scale_panic: Family<TrackLabels, Gauge>,
 }
 
 impl Default for ControllerMetrics {
@@ -132,6 +142,25 @@ impl ControllerMetrics {
             "Analysis measurements by metric and verdict",
             verdicts.clone(),
         );
+        let scale_desired = Family::<TrackLabels, Gauge>::default();
+        let scale_observed =
+            Family::<TrackLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let scale_panic = Family::<TrackLabels, Gauge>::default();
+        registry.register(
+            "autoscaler_desired_replicas",
+            "Pods the built-in autoscaler decided, per ModelDeployment and track",
+            scale_desired.clone(),
+        );
+        registry.register(
+            "autoscaler_observed_per_pod",
+            "The scaling metric per ready pod over the stable window",
+            scale_observed.clone(),
+        );
+        registry.register(
+            "autoscaler_panic",
+            "1 while the autoscaler is in panic mode",
+            scale_panic.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -141,6 +170,9 @@ impl ControllerMetrics {
             rollout_phase,
             weight,
             verdicts,
+            scale_desired,
+            scale_observed,
+            scale_panic,
         }
     }
 
@@ -182,6 +214,30 @@ impl ControllerMetrics {
                 name: name.into(),
             })
             .set(i64::from(weight));
+    }
+
+    /// Record one autoscaler decision for a track (`stable`, `canary`).
+    pub fn autoscaler(
+        &self,
+        namespace: &str,
+        name: &str,
+        track: &str,
+        desired: i32,
+        observed: f64,
+        panic: bool,
+    ) {
+        let labels = TrackLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+            track: track.into(),
+        };
+        self.scale_desired
+            .get_or_create(&labels)
+            .set(i64::from(desired));
+        self.scale_observed.get_or_create(&labels).set(observed);
+        self.scale_panic
+            .get_or_create(&labels)
+            .set(i64::from(panic));
     }
 
     /// Count one analysis measurement.

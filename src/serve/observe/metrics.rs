@@ -22,6 +22,7 @@ use super::{
     exposition::{Format, to_prometheus_text},
     feedback::{FeedbackConfig, FeedbackError, FeedbackSummary, FeedbackTracker, parse_feedback},
     feedback_metrics::FeedbackCollector,
+    inflight::{Inflight, InflightGuard},
     predictions::PredictionStats,
     profile::BaselineProfile,
     scores::Average,
@@ -97,7 +98,7 @@ struct Inner {
     total: Family<EndpointLabels, Histogram>,
     queue: Family<EndpointLabels, Histogram>,
     compute: Family<EndpointLabels, Histogram>,
-    inflight: Gauge,
+    inflight: Inflight,
     batch_requests: Histogram,
     batch_rows: Histogram,
     load_seconds: Gauge<f64, AtomicU64>,
@@ -114,18 +115,6 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct ServeMetrics {
     inner: Arc<Inner>,
-}
-
-/// Counts a request in flight until dropped (see [`ServeMetrics::inflight_guard`]).
-#[derive(Debug)]
-pub struct InflightGuard {
-    gauge: Gauge,
-}
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        self.gauge.dec();
-    }
 }
 
 impl ServeMetrics {
@@ -150,7 +139,7 @@ impl ServeMetrics {
             total: latency_family(),
             queue: latency_family(),
             compute: latency_family(),
-            inflight: Gauge::default(),
+            inflight: Inflight::default(),
             batch_requests: batch_histogram(),
             batch_rows: batch_histogram(),
             load_seconds: Gauge::default(),
@@ -173,12 +162,10 @@ impl ServeMetrics {
         }
     }
 
-    /// Marks one request in flight; the gauge goes down when the guard is dropped.
+    /// Marks one request in flight; the gauge goes down when the guard is dropped, and the
+    /// time in between adds to `modelpilot_inference_inflight_seconds_total`.
     pub fn inflight_guard(&self) -> InflightGuard {
-        self.inner.inflight.inc();
-        InflightGuard {
-            gauge: self.inner.inflight.clone(),
-        }
+        self.inner.inflight.guard()
     }
 
     /// Records a finished request. `endpoint` is a fixed route name (e.g. `"infer"`), never
@@ -321,7 +308,13 @@ fn register_all(registry: &mut Registry, inner: &Inner) {
     registry.register(
         "inference_inflight_requests",
         "Requests being served now",
-        inner.inflight.clone(),
+        inner.inflight.gauge(),
+    );
+    registry.register_with_unit(
+        "inference_inflight",
+        "Request-seconds in flight (its rate is the mean number of requests in flight)",
+        Unit::Seconds,
+        inner.inflight.seconds(),
     );
     registry.register(
         "inference_batch_requests",

@@ -32,6 +32,7 @@
 //! | `modelpilot_inference_queue_duration_seconds` | histogram | `endpoint` | wait for a session / batch |
 //! | `modelpilot_inference_compute_duration_seconds` | histogram | `endpoint` | ONNX Runtime run |
 //! | `modelpilot_inference_inflight_requests` | gauge | | requests being served |
+//! | `modelpilot_inference_inflight_seconds_total` | counter | | request-seconds in flight: its rate is the mean concurrency (autoscaling) |
 //! | `modelpilot_inference_batch_requests`, `_batch_rows` | histogram | | per ONNX Runtime run |
 //! | `modelpilot_model_load_duration_seconds` | gauge | | fetch + load time |
 //! | `modelpilot_model_ready` | gauge | | 1 once serving |
@@ -52,6 +53,7 @@ pub mod drift;
 pub mod exposition;
 pub mod feedback;
 mod feedback_metrics;
+pub mod inflight;
 pub mod metrics;
 pub mod predictions;
 pub mod profile;
@@ -60,6 +62,7 @@ pub mod values;
 
 pub use exposition::Format;
 pub use feedback::{FeedbackConfig, FeedbackError, FeedbackSummary};
-pub use metrics::{InflightGuard, ServeMetrics, ServeMetricsConfig};
+pub use inflight::InflightGuard;
+pub use metrics::{ServeMetrics, ServeMetricsConfig};
 pub use profile::{BaselineProfile, ProfileError};
 pub use scores::{Average, Scores};
