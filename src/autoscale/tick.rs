@@ -159,7 +159,9 @@ pub fn decide(
             reason: decision.reason.to_string(),
             state,
         };
-        if decision.desired != last_desired {
+        // A revision just created has nothing to scale from: its first count is no event.
+        let created = last.is_none() && t.current == 0;
+        if decision.desired != last_desired && !created {
             transitions.push(scaled(spec, t, last_desired, &entry));
         }
         match t.track {

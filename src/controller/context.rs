@@ -13,6 +13,8 @@ pub struct Context {
     pub client: Client,
     pub defaults: Defaults,
     pub recorder: Recorder,
+    /// This operator replica's identity (the events' reporting instance).
+    pub instance: String,
     pub metrics: ControllerMetrics,
     /// How long a pod may stay not ready before the ModelDeployment is Degraded for it.
     pub pod_not_ready_deadline: Duration,
@@ -45,6 +47,7 @@ impl Context {
         client: Client,
         defaults: Defaults,
         recorder: Recorder,
+        instance: String,
         metrics: ControllerMetrics,
         pod_not_ready_deadline: Duration,
     ) -> Self {
@@ -52,6 +55,7 @@ impl Context {
             client,
             defaults,
             recorder,
+            instance,
             metrics,
             pod_not_ready_deadline,
             analyzer: crate::analysis::Analyzer::default(),

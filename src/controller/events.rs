@@ -3,8 +3,16 @@
 //! degraded (or degraded for a new reason: the pods' problem changed), and every reconcile
 //! error (reason = the error's reason).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::runtime::events::{Event, EventType};
+use k8s_openapi::{
+    api::{core::v1::ObjectReference, events::v1::Event as K8sEvent},
+    apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, ObjectMeta},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client,
+    api::PostParams,
+    runtime::events::{Event, EventType},
+};
 
 use crate::api::{ModelDeploymentStatus, condition_types as ct};
 
@@ -32,6 +40,50 @@ impl Note {
             secondary: None,
         }
     }
+}
+
+/// Publishes `note` as an event of its own, never folded into an earlier one.
+///
+/// The kube-runtime recorder counts repeats of a (reason, action) pair as one event series that
+/// keeps the first message; that suits conditions flipping, not decisions whose message is the
+/// point (each scale says from how many to how many pods, and why). These go out one by one.
+pub async fn publish_each(
+    client: &Client,
+    instance: &str,
+    note: &Note,
+    regarding: &ObjectReference,
+) -> Result<(), kube::Error> {
+    let namespace = regarding
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let now = Timestamp::now();
+    // `<object>.<nanoseconds><random>`: unique, and a valid name (a generateName ending in '.'
+    // is refused for events).
+    let name = format!(
+        "{}.{:x}{:04x}",
+        regarding.name.as_deref().unwrap_or("modelpilot"),
+        now.as_nanosecond(),
+        rand::random::<u16>()
+    );
+    let event = K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        },
+        action: Some(note.action.into()),
+        event_time: Some(MicroTime(now)),
+        note: Some(truncate(&note.message, 1000)),
+        reason: Some(note.reason.clone()),
+        regarding: Some(regarding.clone()),
+        reporting_controller: Some("modelpilot".into()),
+        reporting_instance: Some(instance.into()),
+        type_: Some(if note.warning { "Warning" } else { "Normal" }.into()),
+        ..Default::default()
+    };
+    let api: Api<K8sEvent> = Api::namespaced(client.clone(), &namespace);
+    api.create(&PostParams::default(), &event).await.map(|_| ())
 }
 
 fn truncate(s: &str, max: usize) -> String {

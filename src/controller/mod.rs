@@ -217,6 +217,7 @@ pub async fn run(client: Client, config: RunConfig, stop: CancellationToken) -> 
         client,
         config.defaults,
         recorder,
+        config.identity.clone(),
         config.metrics,
         config.pod_not_ready_deadline,
     ));

@@ -227,18 +227,20 @@ async fn write_status(
     let reference = obj.object_ref(&());
     let rollout_notes = plan.map(|p| p.transitions.clone()).unwrap_or_default();
     for t in rollout_notes {
+        let scale = t.reason.starts_with("Scaled");
         let note = events::Note {
             warning: t.warning,
             reason: t.reason.into(),
-            action: if t.reason.starts_with("Scaled") {
-                "Scale"
-            } else {
-                "Rollout"
-            },
+            action: if scale { "Scale" } else { "Rollout" },
             message: t.message,
         };
         info!(reason = %note.reason, "{}", note.message);
-        if let Err(err) = ctx.recorder.publish(&note.to_event(), &reference).await {
+        let published = if scale {
+            events::publish_each(&ctx.client, &ctx.instance, &note, &reference).await
+        } else {
+            ctx.recorder.publish(&note.to_event(), &reference).await
+        };
+        if let Err(err) = published {
             warn!("could not publish event {}: {err}", note.reason);
         }
     }

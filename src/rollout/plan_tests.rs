@@ -519,3 +519,131 @@ fn an_open_pause_is_announced_once_and_measured_through() {
     assert_eq!(p.rollout.phase, RolloutPhase::Aborted);
     assert_eq!(p.replicas, BTreeMap::from([(v1.revision.clone(), 2)]));
 }
+
+/// A spec like [`spec`] with `autoscaling` set.
+fn autoscaled(
+    version: &str,
+    rollout: serde_json::Value,
+    autoscaling: serde_json::Value,
+) -> ValidSpec {
+    let mut m = manifest();
+    m["spec"]["model"]["uri"] = format!("s3://models/iris/{version}.onnx").into();
+    m["spec"]["model"]["version"] = version.into();
+    m["spec"]["replicas"] = 1.into();
+    m["spec"]["rollout"] = rollout;
+    m["spec"]["autoscaling"] = autoscaling;
+    valid(m)
+}
+
+fn with_counts(mut o: Observed, stable: i32, canary: Option<i32>) -> Observed {
+    o.autoscaled = Some(Counts { stable, canary });
+    o
+}
+
+#[test]
+fn autoscaled_counts_replace_spec_replicas_within_the_bounds() {
+    let bounds = json!({"minReplicas": 2, "maxReplicas": 6});
+    let v1 = autoscaled("v1", steps(), bounds);
+    let r1 = v1.revision.clone();
+    let status = written(&plan(&v1, &ModelDeploymentStatus::default(), &obs(0, &[])));
+    // (autoscaler's stable count, planned pods)
+    for (counted, planned) in [(4, 4), (1, 2), (9, 6), (2, 2)] {
+        let p = plan(
+            &v1,
+            &status,
+            &with_counts(obs(1, &[(&r1, 3, 3)]), counted, None),
+        );
+        assert_eq!(p.replicas[&r1], planned, "autoscaler said {counted}");
+    }
+    // Without the autoscaler's counts (no autoscaling section) spec.replicas rules.
+    let p = plan(&v1, &status, &obs(1, &[(&r1, 3, 3)]));
+    assert_eq!(p.replicas[&r1], 1);
+}
+
+#[test]
+fn replica_ratio_splits_the_sum_of_both_revisions_counts_by_weight() {
+    let rollout = json!({"steps": [{"setWeight": 50}, {"pause": {}}]});
+    let bounds = json!({"minReplicas": 1, "maxReplicas": 10});
+    let v1 = autoscaled("v1", rollout.clone(), bounds.clone());
+    let r1 = v1.revision.clone();
+    let mut status = written(&plan(&v1, &ModelDeploymentStatus::default(), &obs(0, &[])));
+    let v2 = autoscaled("v2", rollout, bounds);
+    let r2 = v2.revision.clone();
+    status = written(&plan(
+        &v2,
+        &status,
+        &with_counts(obs(1, &[(&r1, 4, 4)]), 4, None),
+    ));
+    // The canary has no count of its own yet: the stable's 4 are split 2 + 2, the stable
+    // giving up its pods once the canary's are ready (no drop in capacity).
+    let p = plan(
+        &v2,
+        &status,
+        &signed(with_counts(obs(2, &[(&r1, 4, 4)]), 4, None)),
+    );
+    assert_eq!(
+        (p.replicas[&r1], p.replicas[&r2]),
+        (4, 2),
+        "{:?}",
+        p.replicas
+    );
+    status = written(&p);
+    // Its pods ready, each revision's own load asks for 2: 4 in all, 2 + 2.
+    let o = with_counts(obs(3, &[(&r1, 4, 4), (&r2, 2, 2)]), 2, Some(2));
+    let p = plan(&v2, &status, &o);
+    assert_eq!(
+        (p.replicas[&r1], p.replicas[&r2]),
+        (2, 2),
+        "{:?}",
+        p.replicas
+    );
+    status = written(&p);
+    // Each revision's load asks for 3 (the canary is slower): 6 in all, split 3 + 3.
+    let o = with_counts(obs(4, &[(&r1, 2, 2), (&r2, 2, 2)]), 3, Some(3));
+    let p = plan(&v2, &status, &o);
+    assert_eq!(
+        (p.replicas[&r1], p.replicas[&r2]),
+        (3, 3),
+        "{:?}",
+        p.replicas
+    );
+}
+
+#[test]
+fn behind_a_route_each_revision_runs_its_own_count() {
+    let rollout = json!({"steps": [{"setWeight": 20}, {"pause": {}}],
+                         "traffic": {"mode": "GatewayAPI", "httpRoute": "iris"}});
+    let bounds = json!({"minReplicas": 1, "maxReplicas": 10});
+    let v1 = autoscaled("v1", rollout.clone(), bounds.clone());
+    let r1 = v1.revision.clone();
+    let mut status = written(&plan(&v1, &ModelDeploymentStatus::default(), &obs(0, &[])));
+    let v2 = autoscaled("v2", rollout, bounds);
+    let r2 = v2.revision.clone();
+    status = written(&plan(
+        &v2,
+        &status,
+        &with_counts(obs(1, &[(&r1, 5, 5)]), 5, None),
+    ));
+    // No count for the canary yet: the weight's share of the stable's (20 % of 5 → 1).
+    let p = plan(
+        &v2,
+        &status,
+        &signed(with_counts(obs(2, &[(&r1, 5, 5)]), 5, None)),
+    );
+    assert_eq!((p.replicas[&r1], p.replicas[&r2]), (5, 1));
+    status = written(&p);
+    // The canary overloaded (its own count 4), the stable calm (2): each gets its own.
+    let mut o = with_counts(obs(3, &[(&r1, 5, 5), (&r2, 1, 1)]), 2, Some(4));
+    o.route_weight = Some(20);
+    let p = plan(&v2, &status, &o);
+    assert_eq!(
+        (p.replicas[&r1], p.replicas[&r2]),
+        (2, 4),
+        "{:?}",
+        p.replicas
+    );
+    // A canary count of 0 while it takes traffic still keeps the weight's share.
+    let o = with_counts(obs(4, &[(&r1, 2, 2), (&r2, 4, 4)]), 2, Some(0));
+    let p = plan(&v2, &status, &o);
+    assert_eq!(p.replicas[&r2], 1);
+}
