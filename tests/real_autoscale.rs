@@ -163,8 +163,9 @@ async fn events_with_reason(ns: &TestNamespace, reason: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_load_step_scales_up_in_the_panic_window_and_back_down_without_flapping() {
     let models = Models::upload().await;
-    with_controller("mp-scale-step", |ns| async move {
+    common::in_namespace("mp-scale-step", |ns| async move {
         let name = "step";
+        let controller = common::RunningController::start(&ns);
         // Stable window 20 s, panic window 4 s, a decision every 2 s, at most 5 pods.
         let autoscaling = json!({
             "minReplicas": 1, "maxReplicas": 5, "metric": "Concurrency", "target": 4,
@@ -196,6 +197,25 @@ async fn a_load_step_scales_up_in_the_panic_window_and_back_down_without_flappin
         println!("load step 2 -> 32 in flight: decided 5 pods after {decision:?}, all 5 ready after {ready:?}");
         // Panic window 4 s + two ticks (2 s each) + scrape and reconcile slack.
         assert!(decision <= Duration::from_secs(10), "decision took {decision:?}");
+
+        // The operator restarts under load: the new one starts with no load history, continues
+        // from the state in status (panic mode, its start) and does not drop a pod.
+        let before = status_now(&mdeps, name).await;
+        let panic_since = entry(&before, "stable").and_then(|r| r.state.panic_since.clone());
+        controller.stop().await;
+        let controller = common::RunningController::start(&ns);
+        let last = before.autoscaling.clone();
+        let after = wait_rollout(&mdeps, name, Duration::from_secs(30), move |s| {
+            s.autoscaling != last
+        })
+        .await
+        .status
+        .unwrap_or_default();
+        let resumed = entry(&after, "stable").expect("an entry after the restart");
+        assert_eq!(resumed.desired, 5, "{:#?}", after.autoscaling);
+        if resumed.panic {
+            assert_eq!(resumed.state.panic_since, panic_since, "the panic carried on");
+        }
 
         // Load removed: back to one pod after the stable window, going only down.
         let busy_report = busy.finish().await;
@@ -230,6 +250,7 @@ async fn a_load_step_scales_up_in_the_panic_window_and_back_down_without_flappin
         let ups = events_with_reason(&ns, "ScaledUp").await;
         assert!(ups.iter().any(|m| m.contains("panic mode")), "{ups:?}");
         assert!(!events_with_reason(&ns, "ScaledDown").await.is_empty());
+        controller.stop().await;
     })
     .await;
 }

@@ -53,6 +53,12 @@ const OPERATOR: &[(&str, &str, &[&str])] = &[
     ),
     // Gateway API traffic: the weights of the user's route.
     ("gateway.networking.k8s.io", "httproutes", &["get", "patch"]),
+    // autoscaling.mode HPA: the HPA of each ModelDeployment (applied, watched, pruned).
+    (
+        "autoscaling",
+        "horizontalpodautoscalers",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
     // Read only: the pods' states say why a model does not serve.
     ("", "pods", &["get", "list", "watch"]),
     ("events.k8s.io", "events", &["create", "patch"]),
@@ -79,6 +85,11 @@ const FORBIDDEN: &[(&str, &str, &[&str])] = &[
         "gateway.networking.k8s.io",
         "httproutes",
         &["create", "delete", "list"],
+    ),
+    (
+        "autoscaling",
+        "horizontalpodautoscalers",
+        &["update", "deletecollection"],
     ),
     ("", "secrets", &["get", "list", "watch"]),
     ("", "configmaps", &["get", "list"]),
