@@ -14,6 +14,9 @@
 #   6. two canary rollouts under load, nobody watching: a retrained model (v2) shifted to 50 %,
 #      judged against the stable one on errors and p99, promoted; then a model that fails
 #      requests (v3), rolled back by the analysis; `kubectl modelpilot status` and `history`
+#   7. autoscaling on inference load: the built-in autoscaler turned on, a load step of 16
+#      workers scales the stable revision up within its panic window, and back down once the
+#      load is gone; status.autoscaling and the Scaled events
 #
 # Needs root (the node agent makes network namespaces). Everything stays up to look around;
 # `make cluster-down` stops it all.
@@ -229,6 +232,38 @@ canary() { # VERSION MODEL-FILE
 	cat "$log_dir/demo-load-$version.txt"
 }
 
+scaled_to() { # OP N: the stable revision's decided count compared with N (OP: eq, ge)
+	local got
+	got="$("${kn[@]}" get mdep "$name" -o jsonpath='{.status.autoscaling.revisions[?(@.track=="stable")].desired}')"
+	[[ -n "$got" ]] && test "$got" "-$1" "$2"
+}
+
+autoscale() {
+	local load_pid
+	banner "autoscaling: 1-4 pods, 1 request in flight per pod, stable window 20 s, panic window 4 s"
+	"${kn[@]}" patch mdep "$name" --type merge -p '{"spec": {"autoscaling": {
+  "minReplicas": 1, "maxReplicas": 4, "metric": "Concurrency", "target": 1,
+  "stableWindowSeconds": 20, "panicWindowPercent": 20}}}'
+	wait_until "the autoscaler to settle at 1 pod without load" "$wait_timeout" scaled_to eq 1
+	banner "load step: 16 workers through the Service (at most 40 s)"
+	KUBECONFIG="$kubeconfig" "$loadgen" --service "$demo_ns/$name" --model iris \
+		--requests 1000000 --duration 40s --concurrency 16 \
+		>"$log_dir/demo-load-autoscale.txt" 2>&1 &
+	load_pid=$!
+	local started=$SECONDS
+	wait_until "the autoscaler to scale up" 60 scaled_to ge 3
+	echo "scaled up $((SECONDS - started)) s after the load step"
+	"${kn[@]}" get mdep "$name" -o jsonpath='{.status.autoscaling}' | jq .
+	kill -INT "$load_pid" 2>/dev/null || true
+	wait "$load_pid" || true
+	started=$SECONDS
+	wait_until "the autoscaler to scale back down" 120 scaled_to eq 1
+	echo "back to 1 pod $((SECONDS - started)) s after the load stopped"
+	banner "kubectl -n $demo_ns get events --field-selector reason=ScaledUp / ScaledDown"
+	"${kn[@]}" get events --field-selector reason=ScaledUp -o custom-columns=REASON:.reason,MESSAGE:.message
+	"${kn[@]}" get events --field-selector reason=ScaledDown -o custom-columns=REASON:.reason,MESSAGE:.message
+}
+
 prometheus_query() {
 	curl -fsS -G --data-urlencode "query=$1" "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query"
 }
@@ -262,6 +297,7 @@ main() {
 	canary 3 iris_failing.onnx
 	banner "kubectl modelpilot history $name"
 	"$modelpilot" plugin --kubeconfig "$kubeconfig" -n "$demo_ns" history "$name"
+	autoscale
 	banner "look around"
 	cat <<EOF
   export KUBECONFIG=$kubeconfig PATH=$bin_dir:\$PATH

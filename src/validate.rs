@@ -251,8 +251,8 @@ fn check_rollout(r: &RolloutSpec) -> Result<(), SpecError> {
 /// The autoscaling rules the recommender relies on.
 fn check_autoscaling(a: &AutoscalingSpec) -> Result<(), SpecError> {
     let err = |m: &str| Err(SpecError::Autoscaling(m.to_string()));
-    if !(0..=1000).contains(&a.min_replicas) || !(1..=1000).contains(&a.max_replicas) {
-        return err("minReplicas must be 0-1000 and maxReplicas 1-1000");
+    if !(1..=1000).contains(&a.min_replicas) || !(1..=1000).contains(&a.max_replicas) {
+        return err("minReplicas and maxReplicas must be 1-1000");
     }
     if a.min_replicas > a.max_replicas {
         return err("minReplicas must not exceed maxReplicas");

@@ -133,6 +133,7 @@ fn invalid_cases() -> Vec<Invalid> {
         invalid("latency quantile 1", set("/spec/rollout", json!({"analysis": [{"name": "p", "latency": {"quantile": 1.0, "bound": {"max": 1.0}}}]})), "latency.quantile must be between 0 and 1"),
         invalid("query with success and failure", set("/spec/rollout", json!({"analysis": [{"name": "q", "query": {"promql": "up", "success": {"max": 1.0}, "failure": {"min": 2.0}}}]})), "a query metric sets exactly one of success or failure"),
         invalid("autoscaling min above max", set("/spec/autoscaling", json!({"minReplicas": 5, "maxReplicas": 2})), "autoscaling.minReplicas must not exceed autoscaling.maxReplicas"),
+        invalid("autoscaling minReplicas 0", set("/spec/autoscaling", json!({"minReplicas": 0, "maxReplicas": 2})), "spec.autoscaling.minReplicas in body should be greater than or equal to 1"),
         invalid("autoscaling without maxReplicas", set("/spec/autoscaling", json!({"minReplicas": 1})), "spec.autoscaling.maxReplicas: Required value"),
         invalid("autoscaling target 0", set("/spec/autoscaling", json!({"maxReplicas": 4, "target": 0.0})), "autoscaling.target must be greater than 0"),
         invalid("autoscaling unknown metric", set("/spec/autoscaling", json!({"maxReplicas": 4, "metric": "CPU"})), "Unsupported value: \"CPU\": supported values: \"Concurrency\", \"RPS\", \"QueueTime\""),
@@ -167,7 +168,7 @@ fn valid_cases() -> Vec<Valid> {
         valid("template with sidecar and Always", set("/spec/template", json!({"spec": {"restartPolicy": "Always", "containers": [{"name": "gateway", "image": "registry.example.com/gw:1"}], "initContainers": [{"name": "warmup", "image": "registry.example.com/warm:1"}]}}))),
         valid("template with own container only", set("/spec/template", template("proxy"))),
         valid("autoscaling defaults", set("/spec/autoscaling", json!({"maxReplicas": 1}))),
-        valid("autoscaling every builtin field", set("/spec/autoscaling", json!({"mode": "Builtin", "minReplicas": 0, "maxReplicas": 1000, "metric": "QueueTime", "target": 0.02, "stableWindowSeconds": 6, "panicWindowPercent": 100, "panicThreshold": 100.0, "scaleDownDelaySeconds": 3600, "maxScaleUpRate": 1.5, "maxScaleDownRate": 1.01, "tickSeconds": 6}))),
+        valid("autoscaling every builtin field", set("/spec/autoscaling", json!({"mode": "Builtin", "minReplicas": 1000, "maxReplicas": 1000, "metric": "QueueTime", "target": 0.02, "stableWindowSeconds": 6, "panicWindowPercent": 100, "panicThreshold": 100.0, "scaleDownDelaySeconds": 3600, "maxScaleUpRate": 1.5, "maxScaleDownRate": 1.01, "tickSeconds": 6}))),
         valid("autoscaling HPA with a pods metric and behaviour", set("/spec/autoscaling", json!({"mode": "HPA", "minReplicas": 2, "maxReplicas": 10, "hpa": {"metrics": [{"type": "Pods", "pods": {"metric": {"name": "modelpilot_inference_inflight_requests"}, "target": {"type": "AverageValue", "averageValue": "4"}}}], "behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}}}}))),
     ]
 }

@@ -102,7 +102,7 @@ fn chart_app_version_is_the_crate_version() {
 }
 
 /// Fields whose schema comes from Kubernetes types; the walk below does not descend into them.
-const UPSTREAM_TYPES: &[&str] = &["template", "resources"];
+const UPSTREAM_TYPES: &[&str] = &["template", "resources", "metrics", "behavior"];
 
 /// Dotted paths of every field of `schema`, stopping at [`UPSTREAM_TYPES`].
 fn field_paths(schema: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {

@@ -72,9 +72,10 @@ pub struct AutoscalingSpec {
     #[serde(default)]
     pub mode: AutoscalingMode,
 
-    /// Fewest pods of the stable revision. Default 1.
+    /// Fewest pods of the stable revision, at least 1 (with no pod there is no load to measure,
+    /// and no activator holds requests while one starts). Default 1.
     #[serde(default = "default_min")]
-    #[schemars(range(min = 0, max = 1000))]
+    #[schemars(range(min = 1, max = 1000))]
     pub min_replicas: i32,
 
     /// Most pods of a revision (and, with replica-ratio traffic, of both revisions together).

@@ -177,7 +177,7 @@ impl Average {
     /// assert_eq!(load.need(ScaleMetric::QueueTime, 0.05, 2), 8.0); // 2 pods × 0.2 / 0.05
     /// ```
     pub fn need(&self, metric: ScaleMetric, target: f64, ready: i32) -> f64 {
-        if !(target > 0.0) {
+        if target.is_nan() || target <= 0.0 {
             return 0.0;
         }
         match metric {

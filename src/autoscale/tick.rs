@@ -65,15 +65,15 @@ pub struct Decided {
     pub transitions: Vec<Transition>,
 }
 
-/// The recommender's configuration for a track. The canary may go down to one pod (or zero
-/// when the spec allows zero) whatever `minReplicas` says: it takes a share of the traffic.
+/// The recommender's configuration for a track. The canary may go down to one pod whatever
+/// `minReplicas` says: it takes only a share of the traffic.
 pub fn config(spec: &AutoscalingSpec, track: Track) -> Config {
     let stable = f64::from(spec.stable_window_seconds.max(1));
     let panic = stable * f64::from(spec.panic_window_percent.clamp(1, 100)) / 100.0;
     Config {
         min: match track {
             Track::Stable => spec.min_replicas,
-            Track::Canary => spec.min_replicas.min(1),
+            Track::Canary => 1,
         },
         max: spec.max_replicas.max(spec.min_replicas),
         stable_window: std::time::Duration::from_secs_f64(stable),

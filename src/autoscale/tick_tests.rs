@@ -182,6 +182,6 @@ fn config_per_track() {
         ),
         (3.0, 4.0, 1.5)
     );
-    let zero = self::spec(serde_json::json!({"minReplicas": 0, "maxReplicas": 2}));
-    assert_eq!(config(&zero, Track::Canary).min, 0);
+    let one = self::spec(serde_json::json!({"minReplicas": 1, "maxReplicas": 2}));
+    assert_eq!(config(&one, Track::Canary).min, 1);
 }

@@ -46,8 +46,7 @@ pub fn build(spec: &ValidSpec) -> Option<HorizontalPodAutoscaler> {
                 kind: "ModelDeployment".into(),
                 name: spec.owner.name.clone(),
             },
-            // The HPA takes no 0; a spec that allows 0 still keeps one pod under an HPA.
-            min_replicas: Some(autoscaling.min_replicas.max(1)),
+            min_replicas: Some(autoscaling.min_replicas),
             max_replicas: autoscaling.max_replicas,
             metrics: Some(hpa.metrics),
             behavior: hpa.behavior,
@@ -71,7 +70,7 @@ mod tests {
             "builtin mode has no HPA"
         );
         m["spec"]["autoscaling"] = serde_json::json!({
-            "mode": "HPA", "minReplicas": 0, "maxReplicas": 6,
+            "mode": "HPA", "minReplicas": 1, "maxReplicas": 6,
             "hpa": {
                 "metrics": [{"type": "Pods", "pods": {
                     "metric": {"name": "modelpilot_inference_inflight_requests"},
