@@ -169,6 +169,51 @@ fn server_is_locked_down_and_probed() {
     assert!(mounts.contains(&server::CACHE_DIR.to_owned()), "{mounts:?}");
 }
 
+/// New capacity is seen within a second of its model being ready: the startup probe asks the
+/// readiness endpoint every second (the kubelet probes readiness as soon as startup passes),
+/// and gives up only after the server's own download timeouts would have, so a stuck download
+/// ends with the server's message. Started servers are probed at calmer periods.
+#[test]
+fn probes_see_new_capacity_within_a_second_and_outlast_the_download() {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+    #[derive(clap::Subcommand)]
+    enum Cmd {
+        Serve(crate::serve::ServeArgs),
+    }
+    let spec = valid(manifest());
+    let c = server_container(&build_stable(&spec));
+    let cases = [
+        ("startup", c.startup_probe, ("/v2/health/ready", 1, 1200)),
+        ("readiness", c.readiness_probe, ("/v2/health/ready", 5, 3)),
+        ("liveness", c.liveness_probe, ("/v2/health/live", 10, 3)),
+    ];
+    for (name, probe, (path, period, failures)) in cases {
+        let p = probe.expect(name);
+        let got = (
+            p.http_get.and_then(|h| h.path),
+            p.period_seconds,
+            p.failure_threshold,
+            p.initial_delay_seconds,
+        );
+        let want = (Some(path.to_owned()), Some(period), Some(failures), None);
+        assert_eq!(got, want, "{name} probe");
+    }
+
+    let argv = std::iter::once("modelpilot".to_owned()).chain(args(&spec));
+    let Cmd::Serve(serve) = Cli::try_parse_from(argv).expect("server flags").cmd;
+    let server_gives_up =
+        serve.download.connect_timeout_secs + serve.download.download_timeout_secs;
+    let budget = u64::try_from(crate::build::server::STARTUP_BUDGET_SECS).expect("positive");
+    assert!(
+        budget >= server_gives_up + 5 * 60,
+        "startup budget {budget} s leaves under 5 min to load after a {server_gives_up} s download"
+    );
+}
+
 #[test]
 fn revision_changes_with_the_model_not_with_replicas() {
     let base = valid(manifest());

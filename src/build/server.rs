@@ -31,6 +31,28 @@ pub const RUN_AS: i64 = 65532;
 /// pod's default 30 s grace period).
 pub const DRAIN_DELAY_MS: u64 = 3000;
 
+/// The server's readiness endpoint: true once the model is downloaded, verified, loaded and
+/// warmed up, false again while it drains.
+pub const READY_PATH: &str = "/v2/health/ready";
+/// The server's liveness endpoint: answered from the moment it listens.
+pub const LIVE_PATH: &str = "/v2/health/live";
+
+/// How often a starting server is asked whether it is ready: the smallest period Kubernetes
+/// accepts, so new capacity is seen within a second of its model being ready, at the cost of
+/// one cheap request a second per starting pod (none once it has started).
+pub const STARTUP_PERIOD_SECS: i32 = 1;
+
+/// How long a server may take from start to ready (download, verification, load, warm-up)
+/// before the kubelet restarts it. Longer than the server's own connect and download timeouts
+/// (10 s and 10 min by default) plus a large model's load, so a download that cannot finish ends
+/// with the server's own message in the termination log, not with a probe's.
+pub const STARTUP_BUDGET_SECS: i32 = 20 * 60;
+
+/// How often a started server's readiness is checked (3 failures in a row take it out of the
+/// Service); liveness every 10 s, 3 failures restart it.
+pub const READINESS_PERIOD_SECS: i32 = 5;
+pub const LIVENESS_PERIOD_SECS: i32 = 10;
+
 /// Where the server writes its fatal start-up error (the Kubernetes default, set explicitly
 /// because the server's `--termination-message-path` default must match it).
 pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
@@ -124,9 +146,11 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
-/// The server container. Readiness is `/v2/health/ready`: true only once the model is
-/// downloaded, verified, loaded and warmed up. A startup probe gives a slow download up to ten
-/// minutes before liveness applies. A start-up failure ends up in the container's termination
+/// The server container. Its startup probe asks the readiness endpoint every second, and the
+/// kubelet runs the readiness probe as soon as a container has started, so a new pod turns
+/// Ready within about a second of its model being downloaded, verified, loaded and warmed up
+/// (docs/performance.md, "Autoscaling: time for new capacity to serve"); readiness and liveness
+/// then run at their calmer periods. A start-up failure ends up in the container's termination
 /// message, which the operator reports on the ModelDeployment.
 pub fn container(spec: &ValidSpec) -> Container {
     let mut mounts = vec![
@@ -170,9 +194,13 @@ pub fn container(spec: &ValidSpec) -> Container {
             }]
         }),
         resources: spec.resources.clone(),
-        readiness_probe: Some(http_probe("/v2/health/ready", 5, 3)),
-        liveness_probe: Some(http_probe("/v2/health/live", 10, 3)),
-        startup_probe: Some(http_probe("/v2/health/live", 2, 300)),
+        readiness_probe: Some(http_probe(READY_PATH, READINESS_PERIOD_SECS, 3)),
+        liveness_probe: Some(http_probe(LIVE_PATH, LIVENESS_PERIOD_SECS, 3)),
+        startup_probe: Some(http_probe(
+            READY_PATH,
+            STARTUP_PERIOD_SECS,
+            STARTUP_BUDGET_SECS / STARTUP_PERIOD_SECS,
+        )),
         // The server writes why it could not start there; the log tail stands in otherwise.
         termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),

@@ -223,6 +223,7 @@ impl Model {
         version: &str,
         config: &SessionConfig,
     ) -> Result<Model, LoadError> {
+        let start = Instant::now();
         let session_error = |message| LoadError::Session {
             path: path.display().to_string(),
             message,
@@ -238,6 +239,11 @@ impl Model {
             inputs: specs(&sessions[0], true)?,
             outputs: specs(&sessions[0], false)?,
         };
+        tracing::info!(
+            sessions = workers,
+            elapsed_ms = start.elapsed().as_millis() as u64,
+            "sessions created"
+        );
         Ok(Model {
             info: Arc::new(info),
             pool: Arc::new(SessionPool {
@@ -251,6 +257,7 @@ impl Model {
     /// Runs every session once on zeros of the declared shapes (dynamic dims = 1), so the
     /// first real request does not pay for lazy initialisation (blocking).
     pub fn warm_up(&self) -> Result<(), LoadError> {
+        let start = Instant::now();
         let workers = self.pool.permits.available_permits();
         let mut checked_out = Vec::with_capacity(workers);
         for _ in 0..workers {
@@ -266,6 +273,11 @@ impl Model {
         for session in checked_out {
             self.pool.put(session);
         }
+        tracing::info!(
+            sessions = workers,
+            elapsed_ms = start.elapsed().as_millis() as u64,
+            "warmed up"
+        );
         Ok(())
     }
 
