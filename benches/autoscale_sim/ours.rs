@@ -1,6 +1,7 @@
 //! Our autoscaler in the simulation: `modelpilot::autoscale::recommend` every tick with the
 //! spec's defaults, fed the way the controller feeds it: the need is the mean demand over
-//! each window (what the servers' request-seconds counters give exactly) over the target.
+//! each window (what the servers' request-seconds counters give exactly) over the target, and
+//! the rise need the lowest tick's mean over the rise window (twice the panic window).
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ impl Ours {
                 scale_down_delay: Duration::ZERO,
                 max_scale_up_rate: 1000.0,
                 max_scale_down_rate: 2.0,
+                down_tolerance: modelpilot::autoscale::recommend::DOWN_TOLERANCE,
             },
             state: State::default(),
             target: params.target,
@@ -51,6 +53,17 @@ fn mean(seen: &[f64], window: u32) -> f64 {
     sum / f64::from(window)
 }
 
+/// The lowest per-tick mean within the last `window` seconds, as the controller's samples give it
+/// (one sample per tick, the mean demand since the previous one).
+fn lowest_tick(seen: &[f64], window: u32, tick: u32) -> f64 {
+    (0..window / tick)
+        .map(|k| {
+            let end = seen.len().saturating_sub((k * tick) as usize);
+            mean(&seen[..end], tick)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 impl Autoscaler for Ours {
     fn decide(&mut self, t: u32, seen: &[f64], plant: &Plant) -> Option<i32> {
         if !(t + self.phase).is_multiple_of(TICK) {
@@ -62,6 +75,7 @@ impl Autoscaler for Ours {
             ready: plant.ready(t),
             stable_need: Some(mean(seen, STABLE) / self.target),
             panic_need: Some(mean(seen, PANIC) / self.target),
+            rise_need: Some(lowest_tick(seen, 2 * PANIC, TICK) / self.target),
             stable_covered: true,
         };
         let (decision, state) = recommend(&self.cfg, &self.state, &input);

@@ -26,6 +26,8 @@ use crate::analysis::scrape::{PodAddr, fetch_page};
 pub struct RevisionLoad {
     pub stable: Option<Average>,
     pub panic: Option<Average>,
+    /// Over the rise window (twice the panic window): its lowest tick is the load that held.
+    pub rise: Option<Average>,
     /// The samples cover the whole stable window.
     pub covered: bool,
     /// Pods measured this tick, of those ready.
@@ -142,6 +144,7 @@ impl Collector {
                     RevisionLoad {
                         stable: samples.average(now, windows.stable),
                         panic: samples.average(now, windows.panic),
+                        rise: samples.average(now, windows.panic * 2),
                         covered: samples.covers(now, windows.stable, windows.tick),
                         measured: measured.len(),
                         errors,

@@ -160,6 +160,16 @@ pub struct Average {
     pub queue_time: f64,
     /// Samples averaged.
     pub samples: usize,
+    /// The lowest sample of the window, per metric: the load that held through all of it.
+    pub lowest: Lowest,
+}
+
+/// The lowest tick of a window (see [`Average::lowest`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Lowest {
+    pub concurrency: f64,
+    pub rps: f64,
+    pub queue_time: f64,
 }
 
 impl Average {
@@ -171,7 +181,7 @@ impl Average {
     ///
     /// ```
     /// use modelpilot::{api::ScaleMetric, autoscale::load::Average};
-    /// let load = Average { concurrency: 30.0, rps: 300.0, queue_time: 0.2, samples: 3 };
+    /// let load = Average { concurrency: 30.0, rps: 300.0, queue_time: 0.2, ..Default::default() };
     /// assert_eq!(load.need(ScaleMetric::Concurrency, 4.0, 2), 7.5);
     /// assert_eq!(load.need(ScaleMetric::Rps, 100.0, 2), 3.0);
     /// assert_eq!(load.need(ScaleMetric::QueueTime, 0.05, 2), 8.0); // 2 pods × 0.2 / 0.05
@@ -185,6 +195,27 @@ impl Average {
             ScaleMetric::Rps => self.rps / target,
             ScaleMetric::QueueTime => f64::from(ready.max(1)) * self.queue_time / target,
         }
+    }
+
+    /// Pods' worth of the window's lowest tick: what the load needed through all of it.
+    ///
+    /// ```
+    /// use modelpilot::{api::ScaleMetric, autoscale::load::{Average, Lowest}};
+    /// let load = Average {
+    ///     concurrency: 30.0,
+    ///     lowest: Lowest { concurrency: 24.0, ..Default::default() },
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(load.floor_need(ScaleMetric::Concurrency, 4.0, 2), 6.0);
+    /// ```
+    pub fn floor_need(&self, metric: ScaleMetric, target: f64, ready: i32) -> f64 {
+        let lowest = Average {
+            concurrency: self.lowest.concurrency,
+            rps: self.lowest.rps,
+            queue_time: self.lowest.queue_time,
+            ..*self
+        };
+        lowest.need(metric, target, ready)
     }
 
     /// The metric per ready pod (what the target is compared with), for status.
@@ -262,6 +293,15 @@ impl Samples {
         let mean = |f: fn(&Sample) -> f64| inside.iter().map(|s| f(s)).sum::<f64>() / n;
         let queued: f64 = inside.iter().map(|s| s.queued).sum();
         let queue_seconds: f64 = inside.iter().map(|s| s.queue_seconds).sum();
+        let low =
+            |f: &dyn Fn(&Sample) -> f64| inside.iter().map(|s| f(s)).fold(f64::INFINITY, f64::min);
+        let queue_time = |s: &Sample| {
+            if s.queued > 0.0 {
+                s.queue_seconds / s.queued
+            } else {
+                0.0
+            }
+        };
         Some(Average {
             concurrency: mean(|s| s.concurrency),
             rps: mean(|s| s.rps),
@@ -271,6 +311,11 @@ impl Samples {
                 0.0
             },
             samples: inside.len(),
+            lowest: Lowest {
+                concurrency: low(&|s| s.concurrency),
+                rps: low(&|s| s.rps),
+                queue_time: low(&queue_time),
+            },
         })
     }
 

@@ -154,6 +154,7 @@ fn need_and_per_pod_for_each_metric() {
         rps: 50.0,
         queue_time: 0.1,
         samples: 1,
+        ..Default::default()
     };
     let cases = [
         (ScaleMetric::Concurrency, 4.0, 3, 3.0, 4.0),

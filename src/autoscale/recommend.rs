@@ -9,23 +9,34 @@
 //! Modelled on Knative's pod autoscaler (KPA). The rules, in the order they apply:
 //!
 //! 1. **No data, no change.** Without a finite stable-window need the count stays what the
-//!    Deployment asks for (then the bounds of rule 7 apply). A missing panic-window need falls
+//!    Deployment asks for (then the bounds of rule 8 apply). A missing panic-window need falls
 //!    back to the stable one.
 //! 2. **Need → pods.** `ceil(need)`, with a tolerance of 1e-6 so float noise (4.0000001) does
-//!    not cost a pod. Ready pods count as at least 1 in every ratio below.
+//!    not cost a pod. Ready pods count as at least 1 in every ratio below. Going *down*, the
+//!    count is `ceil(need × 1.1)` (`down_tolerance`: [`DOWN_TOLERANCE`] in the operator, like
+//!    the HPA's 10 % tolerance): from 6
+//!    pods a need of 4.9 stays at 6, it takes 4.5 to go to 5, so a need that wanders around a
+//!    pod boundary does not flap.
 //! 3. **Rates.** A decision stays within `[floor(ready / maxScaleDownRate),
 //!    ceil(ready × maxScaleUpRate)]`.
-//! 4. **Panic.** When the panic window needs at least `panicThreshold` × the ready pods, panic
+//! 4. **Sustained rise, no scale-down while rising.** Outside panic mode the count is the larger
+//!    of the stable window's pods and the pods that the *lowest* tick of the rise window (twice
+//!    the panic window, 12 s by default) needs: a load that has held above the current capacity
+//!    through all of it (a ramp, a diurnal morning) is met seconds after it arrives rather than
+//!    half a stable window later, while a burst or noise on a plateau (some ticks low) leaves
+//!    it to the stable window. And no scale-down while the panic window's load is above the
+//!    stable window's: the stable mean still lags behind a rise, the load is not falling.
+//! 5. **Panic.** When the panic window needs at least `panicThreshold` × the ready pods, panic
 //!    mode starts (or, already on, is extended to now). It ends once a whole stable window has
 //!    passed without that happening again. While it lasts the count follows the larger of the
 //!    two windows' pods but never goes down — not below the highest count of this panic, nor
 //!    below what the Deployment asked for when it began (pods still starting are not killed).
-//! 5. **Scale-down delay.** A decision goes only as low as the highest recommendation of the
-//!    last `scaleDownDelay` (rules 3–4's results; at most [`MAX_RECENT`] remembered, see
+//! 6. **Scale-down delay.** A decision goes only as low as the highest recommendation of the
+//!    last `scaleDownDelay` (rules 3–5's results; at most [`MAX_RECENT`] remembered, see
 //!    [`State::recent`]).
-//! 6. **Window not covered.** Until the data spans the whole stable window (just after a start
+//! 7. **Window not covered.** Until the data spans the whole stable window (just after a start
 //!    or an operator restart) the count may go up but not down.
-//! 7. **Bounds.** Last, the count is clamped to `[min, max]`.
+//! 8. **Bounds.** Last, the count is clamped to `[min, max]`.
 //!
 //! [`Reason`] names the last rule that changed the count.
 
@@ -39,6 +50,11 @@ pub const MAX_RECENT: usize = 8;
 
 /// Tolerance on pod counts and the panic ratio: 4.0000001 pods' worth of load is 4 pods.
 const EPSILON: f64 = 1e-6;
+
+/// The operator's [`Config::down_tolerance`]: a scale-down goes to the pods that the stable need
+/// plus this share would take (rule 2), so a need hovering at a pod boundary (5.02, 4.98, 5.01 …)
+/// does not move the count up and down.
+pub const DOWN_TOLERANCE: f64 = 0.1;
 
 /// How a revision scales: the spec's `autoscaling` section as the recommender reads it.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +75,9 @@ pub struct Config {
     pub max_scale_up_rate: f64,
     /// A decision asks for at least `floor(ready / this)` pods.
     pub max_scale_down_rate: f64,
+    /// A scale-down goes to `ceil(need × (1 + this))` (rule 2); the operator uses
+    /// [`DOWN_TOLERANCE`].
+    pub down_tolerance: f64,
 }
 
 /// One tick of one revision.
@@ -74,6 +93,9 @@ pub struct Input {
     pub stable_need: Option<f64>,
     /// The same over the panic window.
     pub panic_need: Option<f64>,
+    /// Pods' worth of the lowest tick within the rise window (twice the panic window): the load
+    /// that held through all of it (rule 4). `None`: not known (the rule does not apply).
+    pub rise_need: Option<f64>,
     /// The data spans the whole stable window (false just after a start or an operator restart).
     pub stable_covered: bool,
 }
@@ -117,6 +139,10 @@ pub struct Recommendation {
 pub enum Reason {
     /// The stable window's need.
     Stable,
+    /// A load held above the stable window's need through the whole panic window.
+    SustainedRise,
+    /// No scale-down while the panic window's load is above the stable window's.
+    HeldWhileRising,
     /// Panic mode: the larger of the two windows' needs.
     Panic,
     /// Panic mode holds a higher count than the load now asks for.
@@ -140,6 +166,8 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Stable => "Stable",
+            Reason::SustainedRise => "SustainedRise",
+            Reason::HeldWhileRising => "HeldWhileRising",
             Reason::Panic => "Panic",
             Reason::HeldInPanic => "HeldInPanic",
             Reason::RateLimited => "RateLimited",
@@ -195,6 +223,7 @@ pub struct Decision {
 ///     scale_down_delay: Duration::ZERO,
 ///     max_scale_up_rate: 1000.0,
 ///     max_scale_down_rate: 2.0,
+///     down_tolerance: 0.1,
 /// };
 /// let at = |s| Time(Timestamp::from_second(s).unwrap());
 /// let tick = Input {
@@ -203,6 +232,7 @@ pub struct Decision {
 ///     ready: 4,
 ///     stable_need: Some(6.8),
 ///     panic_need: Some(32.0),
+///     rise_need: None,
 ///     stable_covered: true,
 /// };
 /// let (d, state) = recommend(&cfg, &State::default(), &tick);
@@ -214,6 +244,7 @@ pub struct Decision {
 ///     current: 32,
 ///     stable_need: Some(7.0),
 ///     panic_need: Some(3.0),
+///     rise_need: None,
 ///     ..tick
 /// };
 /// let (d, state) = recommend(&cfg, &state, &tick);
@@ -226,6 +257,7 @@ pub struct Decision {
 ///     ready: 32,
 ///     stable_need: Some(12.0),
 ///     panic_need: Some(11.0),
+///     rise_need: None,
 ///     ..tick
 /// };
 /// let (d, state) = recommend(&cfg, &state, &tick);
@@ -250,6 +282,7 @@ pub struct Decision {
 ///     scale_down_delay: Duration::from_secs(30),
 ///     max_scale_up_rate: 1000.0,
 ///     max_scale_down_rate: 2.0,
+///     down_tolerance: 0.1,
 /// };
 /// let tick = |s, need| Input {
 ///     now: at(s),
@@ -257,6 +290,7 @@ pub struct Decision {
 ///     ready: 32,
 ///     stable_need: Some(need),
 ///     panic_need: Some(need),
+///     rise_need: None,
 ///     stable_covered: true,
 /// };
 /// let (_, state) = recommend(&cfg, &State::default(), &tick(1_000, 32.0));
@@ -283,6 +317,8 @@ pub fn recommend(cfg: &Config, state: &State, input: &Input) -> (Decision, State
     let panic_need = finite(input.panic_need).unwrap_or(stable_need);
     let ready = f64::from(input.ready.max(1));
     let stable_pods = pods(stable_need);
+    // Below the current count, the count that keeps a tolerance's headroom (never above it).
+    let stable_down = pods(stable_need * (1.0 + cfg.down_tolerance.max(0.0))).min(input.current);
     let panic_pods = pods(panic_need);
     let up = saturate((ready * cfg.max_scale_up_rate).ceil());
     let down = saturate((ready / cfg.max_scale_down_rate).floor());
@@ -329,8 +365,27 @@ pub fn recommend(cfg: &Config, state: &State, input: &Input) -> (Decision, State
             }
         }
     } else {
-        let (desired, reason) = bounded(stable_pods);
-        Step { desired, reason }
+        let rise_pods = finite(input.rise_need).map_or(0, pods);
+        let stable_want = if stable_pods < input.current {
+            stable_down.max(stable_pods)
+        } else {
+            stable_pods
+        };
+        let (desired, reason) = bounded(stable_want.max(rise_pods));
+        if desired < input.current && panic_need > stable_need + EPSILON {
+            // The recent load is above the window's mean: not falling, so no scale-down.
+            Step {
+                desired: input.current,
+                reason: Reason::HeldWhileRising,
+            }
+        } else {
+            let reason = if rise_pods > stable_pods && reason == Reason::Stable {
+                Reason::SustainedRise
+            } else {
+                reason
+            };
+            Step { desired, reason }
+        }
     };
 
     if cfg.scale_down_delay.is_zero() {

@@ -21,6 +21,8 @@ fn cfg() -> Config {
         scale_down_delay: Duration::ZERO,
         max_scale_up_rate: 1000.0,
         max_scale_down_rate: 2.0,
+        // The KPA rules alone; the tolerance has its own test.
+        down_tolerance: 0.0,
     }
 }
 
@@ -31,6 +33,7 @@ fn input(t: i64, current: i32, ready: i32, stable: Option<f64>, panic: Option<f6
         ready,
         stable_need: stable,
         panic_need: panic,
+        rise_need: None,
         stable_covered: true,
     }
 }
@@ -393,4 +396,62 @@ fn reasons_as_written() {
     for r in all {
         assert_eq!(r.to_string(), format!("{r:?}"));
     }
+}
+
+#[test]
+fn a_sustained_rise_is_met_early_and_noise_does_not_flap() {
+    let mut cfg = cfg();
+    cfg.down_tolerance = 0.1;
+    // (stable need, panic need, lowest tick of the rise window, current) → (desired, reason)
+    let rows = [
+        // A ramp: every tick of the rise window needed more than 4 pods; the minute's mean 3.
+        (3.0, 5.5, 5.2, 4, 6, SustainedRise),
+        // A burst (some ticks low): the stable window rules, and 3.0 × 1.1 keeps the 4th pod.
+        (3.0, 5.5, 2.5, 4, 4, Stable),
+        // Noise around a plateau: the lowest tick below the mean, the mean rules.
+        (6.0, 6.3, 5.4, 6, 6, Stable),
+        // Falling: down to ⌈4.0 × 1.1⌉, not ⌈4.0⌉.
+        (4.0, 2.0, 1.5, 6, 5, Stable),
+        // A need just under a pod boundary keeps the pod above it …
+        (4.9, 4.9, 0.0, 6, 6, Stable),
+        // … until it is 10 % below.
+        (4.4, 4.4, 0.0, 6, 5, Stable),
+        // The last seconds above the minute's mean: not falling, no scale-down.
+        (3.0, 3.5, 2.0, 6, 6, HeldWhileRising),
+    ];
+    for (stable, panic, rise, current, want, reason) in rows {
+        let mut i = input(0, current, current, Some(stable), Some(panic));
+        i.rise_need = Some(rise);
+        let (d, _) = recommend(&cfg, &State::default(), &i);
+        assert_eq!(
+            (d.desired, d.reason),
+            (want, reason),
+            "stable {stable} panic {panic} rise {rise} current {current}"
+        );
+        assert!(!d.panic);
+    }
+    // Over time: a ramp of +0.5 pods' worth per tick (never twice the ready pods: no panic).
+    // The count follows the lowest recent tick up, a pod's worth behind the load, and never
+    // goes down while the stable mean lags behind.
+    let mut state = State::default();
+    let mut current = 9;
+    let mut seen = Vec::new();
+    for k in 0..20 {
+        let load = 10.0 + 0.5 * f64::from(k);
+        let mut i = input(
+            2 * i64::from(k),
+            current,
+            current,
+            Some(load - 1.5),
+            Some(load),
+        );
+        i.rise_need = Some(load - 1.0);
+        let (d, next) = recommend(&cfg, &state, &i);
+        assert!(!d.panic, "tick {k}: {d:?}");
+        state = next;
+        current = d.desired;
+        seen.push(d.desired);
+    }
+    assert!(seen.windows(2).all(|w| w[1] >= w[0]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&19), "{seen:?}"); // ⌈10 + 9.5 − 1⌉
 }

@@ -84,6 +84,7 @@ pub fn config(spec: &AutoscalingSpec, track: Track) -> Config {
         ),
         max_scale_up_rate: spec.max_scale_up_rate,
         max_scale_down_rate: spec.max_scale_down_rate,
+        down_tolerance: super::recommend::DOWN_TOLERANCE,
     }
 }
 
@@ -141,6 +142,9 @@ pub fn decide(
             ready: t.ready,
             stable_need: avg(load.and_then(|l| l.stable.as_ref())),
             panic_need: avg(load.and_then(|l| l.panic.as_ref())),
+            rise_need: load
+                .and_then(|l| l.rise.as_ref())
+                .map(|a| a.floor_need(spec.metric, target, t.ready)),
             stable_covered: load.is_some_and(|l| l.covered),
         };
         let (decision, state) = recommend::recommend(&config(spec, t.track), &before, &input);

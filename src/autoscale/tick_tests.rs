@@ -17,10 +17,12 @@ fn load(stable: f64, panic: f64) -> RevisionLoad {
         rps: concurrency * 10.0,
         queue_time: 0.0,
         samples: 10,
+        ..Default::default()
     };
     RevisionLoad {
         stable: Some(avg(stable)),
         panic: Some(avg(panic)),
+        rise: None,
         covered: true,
         measured: 1,
         errors: Vec::new(),
@@ -106,6 +108,7 @@ fn state_follows_the_revision_and_events_only_on_a_changed_decision() {
                 ready: 2,
                 stable_need: Some(10.0),
                 panic_need: Some(10.0),
+                rise_need: Some(10.0),
                 stable_covered: true,
             },
         );
