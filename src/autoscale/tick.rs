@@ -20,22 +20,8 @@ use crate::{
     rollout::plan::Transition,
 };
 
-/// The role a revision plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Track {
-    Stable,
-    Canary,
-}
-
-impl Track {
-    /// As written in status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Track::Stable => "stable",
-            Track::Canary => "canary",
-        }
-    }
-}
+/// The role a revision plays (the same as the Deployment's track label).
+pub use crate::build::labels::Track;
 
 /// One serving revision at this tick.
 #[derive(Clone, Debug, PartialEq)]

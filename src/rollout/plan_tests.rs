@@ -560,34 +560,45 @@ fn autoscaled_counts_replace_spec_replicas_within_the_bounds() {
     assert_eq!(p.replicas[&r1], 1);
 }
 
-#[test]
-fn replica_ratio_splits_the_sum_of_both_revisions_counts_by_weight() {
-    let rollout = json!({"steps": [{"setWeight": 50}, {"pause": {}}]});
+/// v1 stable with `rollout` and autoscaling bounds 1..=10 at `pods` pods, then v2 checked and
+/// started without a count of its own: (v2, v1's revision, v2's revision, status, the plan
+/// that started it).
+fn autoscaled_canary(
+    rollout: serde_json::Value,
+    pods: i32,
+) -> (ValidSpec, String, String, ModelDeploymentStatus, Plan) {
     let bounds = json!({"minReplicas": 1, "maxReplicas": 10});
     let v1 = autoscaled("v1", rollout.clone(), bounds.clone());
     let r1 = v1.revision.clone();
     let mut status = written(&plan(&v1, &ModelDeploymentStatus::default(), &obs(0, &[])));
     let v2 = autoscaled("v2", rollout, bounds);
     let r2 = v2.revision.clone();
+    let stable = [(r1.as_str(), pods, pods)];
     status = written(&plan(
         &v2,
         &status,
-        &with_counts(obs(1, &[(&r1, 4, 4)]), 4, None),
+        &with_counts(obs(1, &stable), pods, None),
     ));
-    // The canary has no count of its own yet: the stable's 4 are split 2 + 2, the stable
-    // giving up its pods once the canary's are ready (no drop in capacity).
     let p = plan(
         &v2,
         &status,
-        &signed(with_counts(obs(2, &[(&r1, 4, 4)]), 4, None)),
+        &signed(with_counts(obs(2, &stable), pods, None)),
     );
+    (v2, r1, r2, written(&p), p)
+}
+
+#[test]
+fn replica_ratio_splits_the_sum_of_both_revisions_counts_by_weight() {
+    let rollout = json!({"steps": [{"setWeight": 50}, {"pause": {}}]});
+    // The canary has no count of its own yet: the stable's 4 are split 2 + 2, the stable
+    // giving up its pods once the canary's are ready (no drop in capacity).
+    let (v2, r1, r2, mut status, p) = autoscaled_canary(rollout, 4);
     assert_eq!(
         (p.replicas[&r1], p.replicas[&r2]),
         (4, 2),
         "{:?}",
         p.replicas
     );
-    status = written(&p);
     // Its pods ready, each revision's own load asks for 2: 4 in all, 2 + 2.
     let o = with_counts(obs(3, &[(&r1, 4, 4), (&r2, 2, 2)]), 2, Some(2));
     let p = plan(&v2, &status, &o);
@@ -613,25 +624,9 @@ fn replica_ratio_splits_the_sum_of_both_revisions_counts_by_weight() {
 fn behind_a_route_each_revision_runs_its_own_count() {
     let rollout = json!({"steps": [{"setWeight": 20}, {"pause": {}}],
                          "traffic": {"mode": "GatewayAPI", "httpRoute": "iris"}});
-    let bounds = json!({"minReplicas": 1, "maxReplicas": 10});
-    let v1 = autoscaled("v1", rollout.clone(), bounds.clone());
-    let r1 = v1.revision.clone();
-    let mut status = written(&plan(&v1, &ModelDeploymentStatus::default(), &obs(0, &[])));
-    let v2 = autoscaled("v2", rollout, bounds);
-    let r2 = v2.revision.clone();
-    status = written(&plan(
-        &v2,
-        &status,
-        &with_counts(obs(1, &[(&r1, 5, 5)]), 5, None),
-    ));
     // No count for the canary yet: the weight's share of the stable's (20 % of 5 → 1).
-    let p = plan(
-        &v2,
-        &status,
-        &signed(with_counts(obs(2, &[(&r1, 5, 5)]), 5, None)),
-    );
+    let (v2, r1, r2, status, p) = autoscaled_canary(rollout, 5);
     assert_eq!((p.replicas[&r1], p.replicas[&r2]), (5, 1));
-    status = written(&p);
     // The canary overloaded (its own count 4), the stable calm (2): each gets its own.
     let mut o = with_counts(obs(3, &[(&r1, 5, 5), (&r2, 1, 1)]), 2, Some(4));
     o.route_weight = Some(20);
