@@ -41,8 +41,11 @@ async fn a_good_model_is_promoted_through_every_step() {
                 {"analysis": {"metrics": [
                     {"name": "errors", "intervalSeconds": 3, "count": 2, "minSample": 10,
                      "errorRate": {"maxIncreaseOverStable": 0.05}},
-                    {"name": "p99", "intervalSeconds": 3, "count": 2, "minSample": 10,
-                     "latency": {"quantile": 0.99, "bound": {"maxRatioToStable": 5.0, "max": 1.0}}}
+                    // p90, not p99: a 3 s window holds ~90 requests per revision, so its p99 is
+                    // its slowest request, and one scheduling stall on 2 shared cores (0.27 s
+                    // against 0.05 s, seen once in a fresh-clone run) fails a good model.
+                    {"name": "p90", "intervalSeconds": 3, "count": 2, "minSample": 10,
+                     "latency": {"quantile": 0.9, "bound": {"maxRatioToStable": 5.0, "max": 1.0}}}
                 ]}},
                 {"pause": {"durationSeconds": 2}}
             ],
