@@ -8,16 +8,14 @@ mod serve_support;
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use serve_support::{Server, http_status, models, python, spawn};
+use serve_support::{
+    AWS_ENV, Server, http_status, load_failure, models, sha256_of, spawn, start_s3,
+};
 use sha2::{Digest, Sha256};
-
-fn sha256_of(path: &std::path::Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(path).expect("read model")))
-}
 
 /// Answers exactly one HTTP request with `body`, after `release` says so.
 fn one_shot_http(
@@ -83,36 +81,6 @@ fn live_before_ready_while_the_model_downloads() {
         "{}",
         again.log_text()
     );
-}
-
-/// Starts the server expecting it to fail to load; returns the last line of its log and the
-/// termination message it wrote.
-fn load_failure(args: &[&str], envs: &[(&str, &str)], remove_ort: bool) -> (String, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let termination = dir.path().join("termination-log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_modelpilot"));
-    command
-        .arg("serve")
-        .args(["--http-host", "127.0.0.1", "--http-port", "0"])
-        .arg("--termination-message-path")
-        .arg(&termination)
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if remove_ort {
-        command.env_remove("ORT_DYLIB_PATH");
-    }
-    let output = command.output().expect("run modelpilot serve");
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(!output.status.success(), "expected a failure:\n{stderr}");
-    let last = stderr.lines().last().unwrap_or_default().to_string();
-    assert!(
-        last.starts_with("error: "),
-        "last line is the error: {stderr}"
-    );
-    let message = std::fs::read_to_string(&termination).unwrap_or_default();
-    (last, message)
 }
 
 #[test]
@@ -298,67 +266,11 @@ mod raw_http {
     }
 }
 
-/// A local S3-compatible server (moto) on a free port; killed on drop.
-struct S3 {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_s3() -> S3 {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(python())
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto server");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    // Up once it answers HTTP: polled, there is nothing to watch.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http_status(&format!("{endpoint}/")).is_none() {
-        assert!(Instant::now() < deadline, "moto server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    S3 { child, endpoint }
-}
-
-const AWS_ENV: [(&str, &str); 3] = [
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_REGION", "us-east-1"),
-];
-
 #[test]
 fn s3_source_with_checksum() {
     let s3 = start_s3();
     let model = models().join("iris.onnx");
-    let upload = "import boto3, sys\n\
-         s3 = boto3.client('s3', endpoint_url=sys.argv[1])\n\
-         s3.create_bucket(Bucket='models')\n\
-         s3.upload_file(sys.argv[2], 'models', 'prod/iris.onnx')\n";
-    let status = Command::new(python())
-        .args(["-c", upload, &s3.endpoint, model.to_str().expect("utf-8")])
-        .envs(AWS_ENV)
-        .status()
-        .expect("upload");
-    assert!(status.success());
+    s3.upload("models", "prod/iris.onnx", &model);
     let cache = tempfile::tempdir().expect("tempdir");
     let cache_dir = cache.path().to_str().expect("utf-8");
     let digest = sha256_of(&model);

@@ -78,9 +78,23 @@ pub struct ServeArgs {
     /// queued while every session was busy, with no added latency.
     #[arg(long, env = "MODELPILOT_MAX_QUEUE_DELAY_MS", default_value_t = 0)]
     pub max_queue_delay_ms: u64,
-    /// Training-time baseline profile (JSON) for drift statistics.
+    /// Training-time baseline profile (JSON) for drift statistics: a local path, file://,
+    /// https:// or s3://bucket/key, fetched like the model (at most 8 MiB); the server does
+    /// not start when it cannot be read or does not fit the model.
     #[arg(long, env = "MODELPILOT_BASELINE_PROFILE")]
-    pub baseline_profile: Option<PathBuf>,
+    pub baseline_profile: Option<String>,
+    /// Expected SHA-256 of the baseline profile (hex); the start fails on a mismatch.
+    #[arg(long, env = "MODELPILOT_BASELINE_PROFILE_SHA256")]
+    pub baseline_profile_sha256: Option<String>,
+    /// Length of the sliding window of the `*_window_*` metrics (input bins and categories,
+    /// predictions, labelled pairs), in seconds (at least 10).
+    #[arg(
+        long,
+        env = "MODELPILOT_DRIFT_WINDOW_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(10..)
+    )]
+    pub drift_window_seconds: u64,
     /// Milliseconds the server keeps accepting requests after SIGTERM (while reporting not
     /// ready) before it stops listening: time for the endpoints and kube-proxy to stop sending
     /// new connections to a pod that is going away.
@@ -154,7 +168,25 @@ impl ServeArgs {
     pub fn source_limits(&self) -> SourceLimits {
         self.download.source_limits()
     }
+
+    /// Download limits of the baseline profile: the model's, but at most
+    /// [`MAX_PROFILE_BYTES`].
+    pub fn profile_limits(&self) -> SourceLimits {
+        let limits = self.download.source_limits();
+        SourceLimits {
+            max_bytes: limits.max_bytes.min(MAX_PROFILE_BYTES),
+            ..limits
+        }
+    }
+
+    /// The sliding window's length.
+    pub fn drift_window(&self) -> Duration {
+        Duration::from_secs(self.drift_window_seconds)
+    }
 }
+
+/// Largest baseline profile read (a profile of 100 features × 100 bins is about 100 KiB).
+pub const MAX_PROFILE_BYTES: u64 = 8 << 20;
 
 /// The model download flags `modelpilot serve` and `modelpilot signature` share.
 #[derive(clap::Args, Debug, Clone)]
@@ -239,6 +271,32 @@ mod tests {
         assert_eq!((c.workers, c.intra_threads), (2, 1));
         let c = parse(&["--model-uri", "m", "--threads", "3", "--workers", "1"]).session_config();
         assert_eq!((c.workers, c.intra_threads), (1, 3));
+    }
+
+    #[test]
+    fn profile_and_window_flags() {
+        let args = parse(&["--model-uri", "m"]);
+        assert_eq!(args.drift_window(), Duration::from_secs(300));
+        assert_eq!(args.baseline_profile, None);
+        assert_eq!(args.profile_limits().max_bytes, MAX_PROFILE_BYTES);
+        let args = parse(&[
+            "--model-uri",
+            "m",
+            "--baseline-profile",
+            "s3://b/p.json",
+            "--baseline-profile-sha256",
+            "ab",
+            "--drift-window-seconds",
+            "10",
+            "--max-model-bytes",
+            "1000",
+        ]);
+        assert_eq!(args.baseline_profile.as_deref(), Some("s3://b/p.json"));
+        assert_eq!(args.baseline_profile_sha256.as_deref(), Some("ab"));
+        assert_eq!(args.drift_window(), Duration::from_secs(10));
+        assert_eq!(args.profile_limits().max_bytes, 1000);
+        let argv = ["serve", "--model-uri", "m", "--drift-window-seconds", "9"];
+        assert!(Cli::try_parse_from(argv).is_err(), "below 10 s");
     }
 
     #[test]

@@ -58,13 +58,9 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let name = args.model_name();
     let mut metrics_config = ServeMetricsConfig::new(&name, &args.model_version);
-    let mut profile_to_check = None;
-    if let Some(path) = &args.baseline_profile {
-        let profile = BaselineProfile::load(path)
-            .with_context(|| format!("baseline profile {}", path.display()))?;
-        metrics_config.profile = Some(profile.clone());
-        profile_to_check = Some(profile);
-    }
+    metrics_config.drift_window = args.drift_window();
+    let profile_to_check = load_profile(&args).await?;
+    metrics_config.profile = profile_to_check.clone();
     let state = Arc::new(AppState {
         model_name: name,
         model_version: args.model_version.clone(),
@@ -74,6 +70,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         served: OnceLock::new(),
         metrics: ServeMetrics::new(metrics_config),
         identity: identity::Identity::new(args.pod_name.as_deref(), args.revision.as_deref()),
+        profile: profile_to_check.clone(),
     });
     let addr = (args.http_host, args.http_port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -230,6 +227,34 @@ pub async fn fetch_and_load(
     })
     .await
     .context("model loading task failed")?
+}
+
+/// Fetches (like the model: path, file://, https:// or s3://, cached, size-limited, optionally
+/// SHA-256 checked) and parses the `--baseline-profile`. It happens before the listener opens,
+/// because every metric family is shaped by it; an unreadable or invalid profile ends the
+/// start with the error (and the termination message), as a model that cannot be fetched
+/// does: a model is never served with figures against the wrong baseline.
+async fn load_profile(args: &ServeArgs) -> anyhow::Result<Option<BaselineProfile>> {
+    let Some(uri) = &args.baseline_profile else {
+        return Ok(None);
+    };
+    let sha256 = args.baseline_profile_sha256.as_deref();
+    let path = source::fetch_artifact(
+        source::Artifact::Profile,
+        uri,
+        sha256,
+        &args.profile_limits(),
+    )
+    .await
+    .with_context(|| format!("baseline profile {uri}"))?;
+    let profile =
+        BaselineProfile::load(&path).with_context(|| format!("baseline profile {uri}"))?;
+    tracing::info!(
+        uri,
+        features = profile.features.len(),
+        "baseline profile loaded"
+    );
+    Ok(Some(profile))
 }
 
 /// Fail start-up, before readiness, when the baseline profile names inputs or columns the

@@ -225,3 +225,114 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// SHA-256 of a file, in hex.
+pub fn sha256_of(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(std::fs::read(path).expect("read file")))
+}
+
+/// Starts the server expecting it to fail to start; returns the last line of its log and the
+/// termination message it wrote.
+pub fn load_failure(args: &[&str], envs: &[(&str, &str)], remove_ort: bool) -> (String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let termination = dir.path().join("termination-log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_modelpilot"));
+    command
+        .arg("serve")
+        .args(["--http-host", "127.0.0.1", "--http-port", "0"])
+        .arg("--termination-message-path")
+        .arg(&termination)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if remove_ort {
+        command.env_remove("ORT_DYLIB_PATH");
+    }
+    let output = command.output().expect("run modelpilot serve");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "expected a failure:\n{stderr}");
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("error: "),
+        "last line is the error: {stderr}"
+    );
+    let message = std::fs::read_to_string(&termination).unwrap_or_default();
+    (last, message)
+}
+
+/// A local S3-compatible server (moto) on a free port; killed on drop.
+pub struct S3 {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Credentials and region moto accepts (any will do).
+pub const AWS_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+];
+
+/// Starts moto and returns once it answers HTTP.
+pub fn start_s3() -> S3 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = Command::new(python())
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto server");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // Up once it answers HTTP: polled, there is nothing to watch.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_status(&format!("{endpoint}/")).is_none() {
+        assert!(Instant::now() < deadline, "moto server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    S3 { child, endpoint }
+}
+
+impl S3 {
+    /// Creates `bucket` (if needed) and uploads `file` as `key`.
+    pub fn upload(&self, bucket: &str, key: &str, file: &Path) {
+        let upload = "import boto3, sys\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1])\n\
+             names = [b['Name'] for b in s3.list_buckets()['Buckets']]\n\
+             if sys.argv[2] not in names: s3.create_bucket(Bucket=sys.argv[2])\n\
+             s3.upload_file(sys.argv[4], sys.argv[2], sys.argv[3])\n";
+        let file = file.to_str().expect("utf-8 path");
+        let status = Command::new(python())
+            .args(["-c", upload, &self.endpoint, bucket, key, file])
+            .envs(AWS_ENV)
+            .status()
+            .expect("upload");
+        assert!(status.success(), "upload of {key} failed");
+    }
+
+    /// The environment that points `modelpilot serve` at this S3.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut envs: Vec<(&str, String)> =
+            AWS_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        envs.push(("AWS_ENDPOINT_URL", self.endpoint.clone()));
+        envs
+    }
+}

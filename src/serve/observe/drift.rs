@@ -19,7 +19,11 @@ use prometheus_client::{
     metrics::{MetricType, exemplar::Exemplar, gauge::ConstGauge},
 };
 
-use super::{profile::BaselineProfile, values};
+use super::{
+    categorical::{CategoricalFeature, column},
+    profile::{BaselineProfile, Kind},
+    values,
+};
 use crate::serve::tensor::NamedTensor;
 
 /// Edges used for features without a baseline profile: symmetric, roughly logarithmic.
@@ -36,25 +40,13 @@ pub const PSI_EPSILON: f64 = 1e-4;
 /// Population stability index of the `current` bin counts against `baseline` proportions:
 /// `Σ (a_i − e_i) · ln(a_i / e_i)` with `a_i` the current share and `e_i` the baseline share,
 /// both floored at [`PSI_EPSILON`]. `None` when nothing was observed yet or lengths differ.
+/// The one implementation is [`crate::drift::stats::psi`], shared with the offline drift checks.
 ///
 /// Worked example: baseline `[0.5, 0.5]`, current counts `[75, 25]` →
 /// `0.25·ln(1.5) + (−0.25)·ln(0.5) = 0.1014 + 0.1733 = 0.2747` (a common reading:
 /// < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 significant shift).
 pub fn psi(baseline: &[f64], current: &[u64]) -> Option<f64> {
-    let total: u64 = current.iter().sum();
-    if total == 0 || baseline.len() != current.len() {
-        return None;
-    }
-    let score = baseline
-        .iter()
-        .zip(current)
-        .map(|(e, c)| {
-            let e = e.max(PSI_EPSILON);
-            let a = (*c as f64 / total as f64).max(PSI_EPSILON);
-            (a - e) * (a / e).ln()
-        })
-        .sum();
-    Some(score)
+    crate::drift::stats::psi(baseline, current)
 }
 
 /// A histogram with fixed edges and lock-free counters.
@@ -76,17 +68,21 @@ impl BinnedHistogram {
         }
     }
 
-    /// Index of the bin holding `v`: the first edge `>= v` (Prometheus `le`), else the last.
+    /// Index of the bin holding `v`: the first edge `>= v` (Prometheus `le`), else the last
+    /// ([`crate::drift::bin_index`], as the profile builder and the offline drift bin).
     pub fn bin(&self, v: f64) -> usize {
-        self.edges.partition_point(|e| *e < v)
+        crate::drift::bin_index(&self.edges, v)
     }
 
-    /// Counts a batch of values; NaN is skipped. Aggregates locally, then one atomic add per bin.
-    pub fn observe_all(&self, values: impl Iterator<Item = f64>) {
+    /// Counts a batch of values; NaN is skipped. Aggregates locally, then one atomic add per
+    /// bin. Returns the batch's own per-bin counts (for the sliding window).
+    pub fn observe_all(&self, values: impl Iterator<Item = f64>) -> Vec<u64> {
         let mut local = vec![0u64; self.counts.len()];
         let mut sum = 0.0;
         for v in values.filter(|v| !v.is_nan()) {
-            local[self.bin(v)] += 1;
+            if let Some(n) = local.get_mut(self.bin(v)) {
+                *n += 1;
+            }
             sum += v;
         }
         for (slot, n) in self.counts.iter().zip(&local) {
@@ -100,6 +96,12 @@ impl BinnedHistogram {
                 .sum_bits
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, add);
         }
+        local
+    }
+
+    /// Number of bins (`edges.len() + 1`).
+    pub fn bins(&self) -> usize {
+        self.counts.len()
     }
 
     /// Current per-bin counts (not cumulative).
@@ -122,6 +124,15 @@ impl BinnedHistogram {
     }
 }
 
+/// The series a tracked feature has in the sliding window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Series {
+    /// A numeric feature: this many bins, `0..n`.
+    Bins(usize),
+    /// A categorical feature: these categories, then `__other__`.
+    Categories(Vec<String>),
+}
+
 /// One tracked feature: where it lives in the inputs, its live histogram, its baseline.
 #[derive(Debug)]
 struct Feature {
@@ -139,17 +150,29 @@ struct Feature {
 /// With a profile, the features and bins come from it. Without one, the first observed
 /// request decides: the first [`DEFAULT_MAX_FEATURES`] numeric columns of every input,
 /// named `input[column]`, with [`DEFAULT_EDGES`].
+///
+/// Categorical features of a version 2 profile are counted per category (see
+/// [`CategoricalFeature`]) for the sliding window only; they come after the numeric ones.
 #[derive(Debug, Default)]
 pub struct DriftObserver {
     features: OnceLock<Vec<Feature>>,
+    categorical: Vec<CategoricalFeature>,
 }
 
 impl DriftObserver {
     /// Builds the observer; features are fixed now when a profile is given.
     pub fn new(profile: Option<&BaselineProfile>) -> Self {
-        let observer = Self::default();
+        let mut observer = Self::default();
         if let Some(profile) = profile {
-            let features = profile.features.iter().map(|f| Feature {
+            let (categorical, numeric): (Vec<_>, Vec<_>) = profile
+                .features
+                .iter()
+                .partition(|f| f.bins.kind == Kind::Categorical);
+            let categorical = categorical.into_iter();
+            observer.categorical = categorical
+                .filter_map(CategoricalFeature::from_profile)
+                .collect();
+            let features = numeric.into_iter().map(|f| Feature {
                 name: f.name.clone(),
                 input: f.input.clone(),
                 index: f.index,
@@ -163,23 +186,37 @@ impl DriftObserver {
         observer
     }
 
-    /// Counts every tracked feature's values in `inputs` (the request's input tensors).
-    pub fn observe(&self, inputs: &[NamedTensor]) {
+    /// Counts every tracked feature's values in `inputs` (the request's input tensors) and
+    /// returns this request's counts, per feature in [`Self::window_layout`] order and per
+    /// bin (empty for a feature the request does not carry).
+    pub fn observe(&self, inputs: &[NamedTensor]) -> Vec<Vec<u64>> {
         let features = self.features.get_or_init(|| default_features(inputs));
+        let mut counts = Vec::with_capacity(features.len() + self.categorical.len());
         for feature in features {
-            let tensor = match &feature.input {
-                Some(name) => inputs.iter().find(|t| &t.name == name),
-                None => inputs.first(),
-            };
-            let Some(tensor) = tensor else { continue };
-            let cols = values::columns(tensor);
-            if feature.index >= cols {
+            let Some((tensor, positions)) = column(inputs, feature.input.as_deref(), feature.index)
+            else {
+                counts.push(Vec::new());
                 continue;
-            }
-            let positions = (feature.index..tensor.data.len()).step_by(cols);
+            };
             let numbers = positions.filter_map(|i| values::number(&tensor.data, i));
-            feature.histogram.observe_all(numbers);
+            counts.push(feature.histogram.observe_all(numbers));
         }
+        counts.extend(self.categorical.iter().map(|f| f.count(inputs)));
+        counts
+    }
+
+    /// The tracked features and their series, in the order [`Self::observe`] counts them
+    /// (empty until the features are known).
+    pub fn window_layout(&self) -> Vec<(&str, Series)> {
+        let features = self.features.get().map_or(&[][..], Vec::as_slice);
+        let numeric = features
+            .iter()
+            .map(|f| (f.name.as_str(), Series::Bins(f.histogram.bins())));
+        let categorical = self.categorical.iter().map(|f| {
+            let categories = f.categories().to_vec();
+            (f.name.as_str(), Series::Categories(categories))
+        });
+        numeric.chain(categorical).collect()
     }
 
     /// Current bin counts of a feature, by name (for tests and diagnostics).

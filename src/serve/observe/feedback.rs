@@ -248,6 +248,15 @@ impl FeedbackTracker {
 
     /// Checks every item, then applies all of them (or none, on the first error).
     pub fn apply(&mut self, items: &[FeedbackItem]) -> Result<FeedbackSummary, FeedbackError> {
+        self.apply_labelled(items).map(|(summary, _)| summary)
+    }
+
+    /// [`Self::apply`], also returning the labelled rows as `(true label, predicted label)`
+    /// (for the sliding window of label pairs).
+    pub fn apply_labelled(
+        &mut self,
+        items: &[FeedbackItem],
+    ) -> Result<(FeedbackSummary, Vec<(String, String)>), FeedbackError> {
         let mut seen = HashSet::new();
         for (index, item) in items.iter().enumerate() {
             if !seen.insert(item.id.as_str()) {
@@ -269,6 +278,7 @@ impl FeedbackTracker {
             }
         }
         let mut accepted_rows = 0;
+        let mut pairs = Vec::new();
         for item in items {
             let Some(pending) = self.pending.remove(&item.id) else {
                 continue;
@@ -277,14 +287,16 @@ impl FeedbackTracker {
             accepted_rows += pending.labels.len();
             for (predicted, actual) in pending.labels.into_iter().zip(item.labels.iter()) {
                 self.confusion.record(actual, &predicted);
+                pairs.push((actual.clone(), predicted.clone()));
                 self.scores.push(predicted, actual.clone());
             }
         }
         self.counters.received_rows += accepted_rows as u64;
-        Ok(FeedbackSummary {
+        let summary = FeedbackSummary {
             accepted_rows,
             scores: self.scores.scores(),
-        })
+        };
+        Ok((summary, pairs))
     }
 
     /// Current rolling scores (`None` before any feedback).

@@ -4,6 +4,7 @@
 //! (label feedback), and to render all of it as a Prometheus/OpenMetrics page.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -18,14 +19,17 @@ use prometheus_client::{
 };
 
 use super::{
-    drift::DriftObserver,
+    drift::{DEFAULT_EDGES, DriftObserver},
     exposition::{Format, to_prometheus_text},
     feedback::{FeedbackConfig, FeedbackError, FeedbackSummary, FeedbackTracker, parse_feedback},
     feedback_metrics::FeedbackCollector,
     inflight::{Inflight, InflightGuard},
     predictions::PredictionStats,
-    profile::BaselineProfile,
+    profile::{BaselineProfile, Bins, Kind},
     scores::Average,
+    values,
+    window::Window,
+    window_metrics::{LiveWindow, WindowCollector},
 };
 use crate::serve::tensor::NamedTensor;
 
@@ -39,6 +43,9 @@ const LATENCY_BUCKETS: [f64; 17] = [
 const BATCH_BUCKETS: [f64; 12] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
 ];
+
+/// Default length of the sliding window (`--drift-window-seconds`).
+pub const DEFAULT_DRIFT_WINDOW: Duration = Duration::from_secs(300);
 
 /// What [`ServeMetrics::new`] needs.
 #[derive(Clone, Debug)]
@@ -55,11 +62,13 @@ pub struct ServeMetricsConfig {
     pub max_classes: usize,
     /// Feed the drift histograms from every n-th request only (1 = every request).
     pub drift_sample_every: u64,
+    /// Length of the sliding window of the `*_window_*` counts.
+    pub drift_window: Duration,
 }
 
 impl ServeMetricsConfig {
     /// Defaults for a model: no profile, 10 000 pending requests, a 1 000-row window,
-    /// 64 classes, drift from every request.
+    /// 64 classes, drift from every request, a 300 s sliding window.
     pub fn new(model_name: impl Into<String>, model_version: impl Into<String>) -> Self {
         Self {
             model_name: model_name.into(),
@@ -68,6 +77,7 @@ impl ServeMetricsConfig {
             feedback: FeedbackConfig::default(),
             max_classes: 64,
             drift_sample_every: 1,
+            drift_window: DEFAULT_DRIFT_WINDOW,
         }
     }
 }
@@ -108,6 +118,9 @@ struct Inner {
     drift_seen: AtomicU64,
     drift_sample_every: u64,
     feedback: Arc<Mutex<FeedbackTracker>>,
+    window: Arc<LiveWindow>,
+    /// Bin edges of regression outputs in the window (the profile's, else the defaults).
+    prediction_edges: Vec<f64>,
 }
 
 /// Metrics, prediction statistics, drift histograms and label feedback of one served model.
@@ -154,6 +167,9 @@ impl ServeMetrics {
             feedback: Arc::new(Mutex::new(
                 FeedbackTracker::new(feedback_config).with_max_labels(config.max_classes),
             )),
+            window: Arc::new(LiveWindow::new(window(&config))),
+            prediction_edges: numeric_prediction(profile)
+                .map_or_else(|| DEFAULT_EDGES.to_vec(), |b| b.edges.clone()),
         };
         register_all(&mut registry, &inner);
         let inner = Inner { registry, ..inner };
@@ -217,19 +233,34 @@ impl ServeMetrics {
         self.inner.ready.set(i64::from(ready));
     }
 
-    /// Feeds the drift histograms with a validated request's input tensors.
+    /// Feeds the drift histograms and the sliding window with a validated request's input
+    /// tensors (every `drift_sample_every`-th request).
     pub fn observe_inputs(&self, inputs: &[NamedTensor]) {
         let inner = &self.inner;
         let n = inner.drift_seen.fetch_add(1, Ordering::Relaxed);
         if n.is_multiple_of(inner.drift_sample_every) {
-            inner.drift.observe(inputs);
+            let counts = inner.drift.observe(inputs);
+            inner.window.with(|w, now| w.add_features(now, &counts));
         }
     }
 
-    /// Counts a successful response's predictions and, when the client sent a request `id`,
-    /// remembers the predicted labels so label feedback can be matched to them later.
+    /// Counts a successful response's predictions (since start and in the window) and, when
+    /// the client sent a request `id`, remembers the predicted labels so label feedback can
+    /// be matched to them later.
     pub fn observe_outputs(&self, id: Option<&str>, outputs: &[NamedTensor]) {
         let labels = self.inner.predictions.observe(outputs);
+        match &labels {
+            Some(labels) => {
+                let counts = count_labels(labels);
+                self.inner.window.with(|w, now| w.add_classes(now, &counts));
+            }
+            None => {
+                if let Some(bins) = regression_bins(outputs, &self.inner.prediction_edges) {
+                    let add = |w: &mut Window, now| w.add_prediction_bins(now, &bins);
+                    self.inner.window.with(add);
+                }
+            }
+        }
         if let (Some(id), Some(labels)) = (id, labels) {
             self.tracker().record(id, labels);
         }
@@ -239,7 +270,10 @@ impl ServeMetrics {
     /// [`FeedbackError::status_code`] (404 unknown id, 400 malformed).
     pub fn apply_feedback(&self, body: &[u8]) -> Result<FeedbackSummary, FeedbackError> {
         let items = parse_feedback(body)?;
-        self.tracker().apply(&items)
+        let (summary, pairs) = self.tracker().apply_labelled(&items)?;
+        let pairs = pairs.iter().map(|(a, p)| (a.as_str(), p.as_str()));
+        self.inner.window.with(|w, now| w.add_pairs(now, pairs));
+        Ok(summary)
     }
 
     /// The metrics page in OpenMetrics text.
@@ -277,6 +311,55 @@ impl ServeMetrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The profile's prediction when it is binned (a regression output).
+fn numeric_prediction(profile: Option<&BaselineProfile>) -> Option<&Bins> {
+    let bins = profile?.prediction.as_ref()?;
+    (bins.kind == Kind::Numeric).then_some(bins)
+}
+
+/// The sliding window for `config`: its length, label cap, and what the profile fixes in
+/// advance (the regression bins of its prediction, or its classes and `__other__`).
+fn window(config: &ServeMetricsConfig) -> Window {
+    let window = Window::new(config.drift_window, config.max_classes);
+    let prediction = config.profile.as_ref().and_then(|p| p.prediction.as_ref());
+    let Some(bins) = prediction else {
+        return window;
+    };
+    match bins.category_counts() {
+        Some(classes) => window.with_fixed_classes(classes.map(|(c, _)| c.to_string())),
+        None => window.with_prediction_bins(bins.edges.len() + 1),
+    }
+}
+
+/// Rows per distinct label, in order of first appearance.
+fn count_labels(labels: &[String]) -> Vec<(&str, u64)> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut counts: Vec<(&str, u64)> = Vec::new();
+    for label in labels {
+        let i = *index.entry(label.as_str()).or_insert_with(|| {
+            counts.push((label.as_str(), 0));
+            counts.len() - 1
+        });
+        counts[i].1 += 1;
+    }
+    counts
+}
+
+/// Per-bin counts of the first regression output (NaN skipped), binned by `edges`.
+fn regression_bins(outputs: &[NamedTensor], edges: &[f64]) -> Option<Vec<u64>> {
+    let output = outputs.iter().find(|t| values::is_regression(t))?;
+    let mut bins = vec![0u64; edges.len() + 1];
+    for i in 0..output.data.len() {
+        let Some(v) = values::number(&output.data, i).filter(|v| !v.is_nan()) else {
+            continue;
+        };
+        if let Some(n) = bins.get_mut(crate::drift::bin_index(edges, v)) {
+            *n += 1;
+        }
+    }
+    Some(bins)
 }
 
 fn register_all(registry: &mut Registry, inner: &Inner) {
@@ -340,6 +423,8 @@ fn register_all(registry: &mut Registry, inner: &Inner) {
     inner.predictions.register(registry);
     registry.register_collector(Box::new(inner.drift.clone()));
     registry.register_collector(Box::new(FeedbackCollector::new(inner.feedback.clone())));
+    let window = WindowCollector::new(inner.window.clone(), inner.drift.clone());
+    registry.register_collector(Box::new(window));
 }
 
 #[cfg(test)]

@@ -264,3 +264,64 @@ fn feedback_label_values_are_escaped_on_the_page() {
     let want = r#"modelpilot_feedback_labels_total{model="m",model_version="1",label="q\"x\\y\nz",predicted="1"} 1"#;
     assert!(page.lines().any(|l| l == want), "{page}");
 }
+
+#[test]
+fn window_gauges_list_every_bin_and_regression_outputs() {
+    let m = metrics_with_profile();
+    let base = r#"model="iris",model_version="3""#;
+    let page = m.encode().unwrap();
+    let seconds = format!("modelpilot_drift_window_seconds{{{base}}}");
+    assert_eq!(sample(&page, &seconds), Some(300.0));
+    let head = format!("modelpilot_drift_window_bin{{{base}");
+    let zeros = [("f0", "0", 0.0), ("f0", "2", 0.0), ("f1", "1", 0.0)];
+    assert_rows(&page, &head, ["feature", "bin"], &zeros);
+    assert!(
+        !page.contains("prediction_window_bin"),
+        "no regression seen yet"
+    );
+
+    // f0 (first input, column 0): -1 → bin 0, 0.5 → bin 1; f1 (x, column 1): 5 → 0, 20 → 1.
+    m.observe_inputs(&[tensor(
+        "x",
+        &[2, 2],
+        TensorData::Fp32(vec![-1.0, 5.0, 0.5, 20.0]),
+    )]);
+    let value = tensor(
+        "variable",
+        &[3, 1],
+        TensorData::Fp32(vec![-0.5, 0.05, f32::NAN]),
+    );
+    m.observe_outputs(None, &[value]);
+    let page = m.encode().unwrap();
+    let rows = [
+        ("f0", "0", 1.0),
+        ("f0", "1", 1.0),
+        ("f0", "2", 0.0),
+        ("f1", "0", 1.0),
+        ("f1", "1", 1.0),
+    ];
+    assert_rows(&page, &head, ["feature", "bin"], &rows);
+    // No profile prediction: regression values binned by the default edges, every bin listed.
+    let bin = |i: usize| format!(r#"modelpilot_prediction_window_bin{{{base},bin="{i}"}}"#);
+    let at = |v: f64| DEFAULT_EDGES.partition_point(|e| *e < v);
+    assert_eq!(sample(&page, &bin(at(-0.5))), Some(1.0), "{page}");
+    assert_eq!(sample(&page, &bin(at(0.05))), Some(1.0));
+    assert_eq!(sample(&page, &bin(DEFAULT_EDGES.len())), Some(0.0));
+}
+
+#[test]
+fn window_pairs_are_the_rows_labelled() {
+    let m = ServeMetrics::new(ServeMetricsConfig::new("iris", "3"));
+    let out = tensor("label", &[3], TensorData::Int64(vec![0, 1, 1]));
+    m.observe_outputs(Some("r1"), &[out]);
+    m.apply_feedback(br#"{"id": "r1", "labels": [0, 1, "a\"b"]}"#)
+        .unwrap();
+    let page = m.encode().unwrap();
+    let base = r#"model="iris",model_version="3""#;
+    let head = format!("modelpilot_feedback_window_pairs{{{base}");
+    let rows = [("0", "0", 1.0), ("1", "1", 1.0), (r#"a\"b"#, "1", 1.0)];
+    assert_rows(&page, &head, ["actual", "predicted"], &rows);
+    let head = format!("modelpilot_prediction_window_class{{{base}");
+    let class = |c: &str| sample(&page, &format!(r#"{head},class="{c}"}}"#));
+    assert_eq!((class("0"), class("1")), (Some(1.0), Some(2.0)));
+}

@@ -48,6 +48,7 @@
 //! | `modelpilot_feedback_rows_total`, `_unmatched_total`, `_evicted_total` | counter | | feedback flow |
 //! | `modelpilot_feedback_labels_total` | counter | `label`, `predicted` | labelled rows by true and predicted label (capped, rest `__other__`) |
 
+pub mod categorical;
 pub mod confusion;
 pub mod drift;
 pub mod exposition;
@@ -59,6 +60,8 @@ pub mod predictions;
 pub mod profile;
 pub mod scores;
 pub mod values;
+pub mod window;
+pub mod window_metrics;
 
 pub use exposition::Format;
 pub use feedback::{FeedbackConfig, FeedbackError, FeedbackSummary};

@@ -20,7 +20,11 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::{drift::DEFAULT_EDGES, profile::Bins, values};
+use super::{
+    drift::DEFAULT_EDGES,
+    profile::{Bins, Kind},
+    values,
+};
 use crate::serve::tensor::NamedTensor;
 
 /// Class label used once [`PredictionStats`] tracks its maximum number of classes.
@@ -58,9 +62,10 @@ pub struct PredictionStats {
 
 impl PredictionStats {
     /// `max_classes` caps the distinct class series; `bins` (from the baseline profile) sets
-    /// the bucket edges of regression outputs, [`DEFAULT_EDGES`] otherwise.
+    /// the bucket edges of regression outputs when numeric, [`DEFAULT_EDGES`] otherwise.
     pub fn new(max_classes: usize, bins: Option<&Bins>) -> Self {
-        let edges = bins.map_or_else(|| DEFAULT_EDGES.to_vec(), |b| b.edges.clone());
+        let numeric = bins.filter(|b| b.kind == Kind::Numeric);
+        let edges = numeric.map_or_else(|| DEFAULT_EDGES.to_vec(), |b| b.edges.clone());
         Self {
             classes: Family::default(),
             values: Family::new_with_constructor(Buckets(edges)),

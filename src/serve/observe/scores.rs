@@ -3,6 +3,9 @@
 //!
 //! Counts per class are updated incrementally as rows enter and leave the window, so a score
 //! costs O(classes in the window), never O(window).
+//!
+//! [`scores_from_pairs`] scores the same way from `(true, predicted, rows)` counts, so the
+//! controller, which sums the pods' windowed pair counts, gets the figures a pod would.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -133,34 +136,76 @@ impl RollingScores {
 
     /// Scores of the current window; `None` while it is empty.
     pub fn scores(&self) -> Option<Scores> {
-        if self.rows.is_empty() {
-            return None;
-        }
-        let (precision, recall, f1) = match &self.average {
-            Average::Binary { positive } => self
-                .classes
-                .get(positive)
-                .map_or((0.0, 0.0, 0.0), ClassCounts::scores),
-            Average::Macro => {
-                let n = self.classes.len().max(1) as f64;
-                let sums = self
-                    .classes
-                    .values()
-                    .map(ClassCounts::scores)
-                    .fold((0.0, 0.0, 0.0), |acc, s| {
-                        (acc.0 + s.0, acc.1 + s.1, acc.2 + s.2)
-                    });
-                (sums.0 / n, sums.1 / n, sums.2 / n)
-            }
-        };
-        Some(Scores {
-            rows: self.rows.len(),
-            accuracy: ratio(self.correct, self.rows.len() as u64),
-            precision,
-            recall,
-            f1,
-        })
+        score(&self.classes, self.correct, self.rows.len(), &self.average)
     }
+}
+
+/// Scores from per-class counts: accuracy `correct / rows`, then precision, recall and F1 of
+/// the positive class or their unweighted mean over every class. `None` when `rows` is 0.
+fn score(
+    classes: &HashMap<String, ClassCounts>,
+    correct: u64,
+    rows: usize,
+    average: &Average,
+) -> Option<Scores> {
+    if rows == 0 {
+        return None;
+    }
+    let (precision, recall, f1) = match average {
+        Average::Binary { positive } => classes
+            .get(positive)
+            .map_or((0.0, 0.0, 0.0), ClassCounts::scores),
+        Average::Macro => {
+            let n = classes.len().max(1) as f64;
+            let sums = classes
+                .values()
+                .map(ClassCounts::scores)
+                .fold((0.0, 0.0, 0.0), |acc, s| {
+                    (acc.0 + s.0, acc.1 + s.1, acc.2 + s.2)
+                });
+            (sums.0 / n, sums.1 / n, sums.2 / n)
+        }
+    };
+    Some(Scores {
+        rows,
+        accuracy: ratio(correct, rows as u64),
+        precision,
+        recall,
+        f1,
+    })
+}
+
+/// Scores of labelled rows given as `(true label, predicted label, rows)` counts, e.g. the
+/// `modelpilot_feedback_window_pairs` series of several pods summed: the binary scores of
+/// `positive_label` when given, else the macro average over every label seen (true or
+/// predicted), exactly as [`RollingScores`] scores the same rows. `None` without rows.
+///
+/// Worked example, macro: `(a, a, 1), (b, a, 1), (b, b, 1), (a, c, 1)` are the rows of the
+/// [`RollingScores`] example (predicted `[a, a, b, c]`, actual `[a, b, b, a]`): accuracy 0.5,
+/// precision 0.5, recall 1/3, F1 ≈ 0.3889. Binary with positive `"1"`: `(1, 1, 30), (0, 1, 10),
+/// (1, 0, 20), (0, 0, 40)` → tp 30, fp 10, fn 20: accuracy 0.7, precision 0.75, recall 0.6,
+/// F1 2·0.75·0.6/1.35 ≈ 0.6667.
+pub fn scores_from_pairs(
+    pairs: &[(String, String, u64)],
+    positive_label: Option<&str>,
+) -> Option<Scores> {
+    let mut classes: HashMap<String, ClassCounts> = HashMap::new();
+    let (mut correct, mut rows) = (0u64, 0u64);
+    for (actual, predicted, n) in pairs.iter().filter(|p| p.2 > 0) {
+        let n = *n;
+        rows = rows.saturating_add(n);
+        if actual == predicted {
+            correct = correct.saturating_add(n);
+            classes.entry(actual.clone()).or_default().tp += n;
+        } else {
+            classes.entry(predicted.clone()).or_default().fp += n;
+            classes.entry(actual.clone()).or_default().fn_ += n;
+        }
+    }
+    let average = positive_label.map_or(Average::Macro, |positive| Average::Binary {
+        positive: positive.to_string(),
+    });
+    score(&classes, correct, usize::try_from(rows).ok()?, &average)
 }
 
 #[cfg(test)]
@@ -249,6 +294,82 @@ mod tests {
         );
         let fresh = run(3, Average::Macro, &["c6", "c0", "c1"], &["z", "c0", "z"]);
         assert_eq!(window.scores().unwrap(), fresh);
+    }
+
+    #[test]
+    fn scores_from_pairs_table() {
+        let pairs = |rows: &[(&str, &str, u64)]| -> Vec<(String, String, u64)> {
+            let owned = rows
+                .iter()
+                .map(|(a, p, n)| (a.to_string(), p.to_string(), *n));
+            owned.collect()
+        };
+        type Case<'a> = (Vec<(&'a str, &'a str, u64)>, Option<&'a str>, [f64; 4]);
+        let cases: Vec<Case> = vec![
+            // The macro example of the docs (the RollingScores example as pairs).
+            (
+                vec![("a", "a", 1), ("b", "a", 1), ("b", "b", 1), ("a", "c", 1)],
+                None,
+                [0.5, 0.5, 1.0 / 3.0, 0.388_889],
+            ),
+            // The binary example of the docs.
+            (
+                vec![
+                    ("1", "1", 30),
+                    ("0", "1", 10),
+                    ("1", "0", 20),
+                    ("0", "0", 40),
+                ],
+                Some("1"),
+                [0.7, 0.75, 0.6, 2.0 / 3.0],
+            ),
+            // Zero counts are no rows; positive class absent: P = R = F1 = 0.
+            (
+                vec![("0", "0", 3), ("1", "1", 0)],
+                Some("1"),
+                [1.0, 0.0, 0.0, 0.0],
+            ),
+        ];
+        for (rows, positive, want) in cases {
+            let got = scores_from_pairs(&pairs(&rows), positive).unwrap();
+            close(got, want);
+        }
+        assert!(scores_from_pairs(&[], None).is_none());
+        assert!(scores_from_pairs(&pairs(&[("a", "a", 0)]), None).is_none());
+    }
+
+    #[test]
+    fn scores_from_pairs_agree_with_the_rolling_window() {
+        let predicted = ["c0", "c1", "c1", "c2", "c0", "z", "c2", "c1"];
+        let actual = ["c0", "c1", "c0", "c2", "z", "z", "c1", "c1"];
+        for average in [
+            Average::Macro,
+            Average::Binary {
+                positive: "c1".into(),
+            },
+        ] {
+            let rolling = run(100, average.clone(), &predicted, &actual);
+            let mut counts: HashMap<(String, String), u64> = HashMap::new();
+            for (p, a) in predicted.iter().zip(actual) {
+                *counts.entry((a.to_string(), p.to_string())).or_default() += 1;
+            }
+            let pairs: Vec<_> = counts.into_iter().map(|((a, p), n)| (a, p, n)).collect();
+            let positive = match &average {
+                Average::Binary { positive } => Some(positive.as_str()),
+                Average::Macro => None,
+            };
+            let summed = scores_from_pairs(&pairs, positive).unwrap();
+            assert_eq!(summed.rows, rolling.rows);
+            close(
+                summed,
+                [
+                    rolling.accuracy,
+                    rolling.precision,
+                    rolling.recall,
+                    rolling.f1,
+                ],
+            );
+        }
     }
 
     #[test]

@@ -65,6 +65,29 @@ pub fn label(data: &TensorData, i: usize) -> Option<String> {
     }
 }
 
+/// The element at `i` as a category, the way profiles write categorical values (one rule,
+/// [`crate::drift::data::category_text`]): integral floats without a fraction (`1.0` → `"1"`),
+/// other floats as they print (`2.5` → `"2.5"`); integers, booleans and bytes as [`label`]
+/// writes them. None for NaN or out of range.
+pub fn category(data: &TensorData, i: usize) -> Option<String> {
+    let v = match data {
+        // An f32 prints in its own shortest form: 0.2f32 is "0.2", not "0.20000000298023224".
+        TensorData::Fp32(d) => {
+            let v = *d.get(i)?;
+            if v.is_nan() {
+                return None;
+            }
+            if v.fract() != 0.0 {
+                return Some(v.to_string());
+            }
+            f64::from(v)
+        }
+        d if is_float(d) => number(d, i)?,
+        d => return label(d, i),
+    };
+    (!v.is_nan()).then(|| crate::drift::data::category_text(v))
+}
+
 /// Per-row predicted labels: the elements of a one-column discrete tensor, or the arg-max
 /// column of a float score tensor `[N, C]` with `C > 1` (logits or probabilities).
 ///
@@ -137,6 +160,26 @@ mod tests {
         let outputs = [probs.clone(), label.clone()];
         assert_eq!(predicted_labels(&outputs).unwrap().0, "label");
         assert_eq!(predicted_labels(&[probs]).unwrap().0, "probabilities");
+    }
+
+    #[test]
+    fn category_text_table() {
+        let cases = [
+            (TensorData::Fp32(vec![1.0]), Some("1")),
+            (TensorData::Fp64(vec![-3.0]), Some("-3")),
+            (TensorData::Fp64(vec![2.5]), Some("2.5")),
+            (TensorData::Fp32(vec![0.2]), Some("0.2")),
+            (TensorData::Fp64(vec![0.2]), Some("0.2")),
+            (TensorData::Fp32(vec![3e9]), Some("3000000000")),
+            (TensorData::Fp32(vec![f32::NAN]), None),
+            (TensorData::Int64(vec![-3]), Some("-3")),
+            (TensorData::Bool(vec![true]), Some("true")),
+            (TensorData::Bytes(vec![b"red".to_vec()]), Some("red")),
+        ];
+        for (data, want) in cases {
+            assert_eq!(category(&data, 0).as_deref(), want, "{data:?}");
+        }
+        assert_eq!(category(&TensorData::Fp32(vec![]), 0), None);
     }
 
     #[test]
