@@ -7,6 +7,7 @@ pub mod api;
 pub mod autoscale;
 pub mod build;
 pub mod controller;
+pub mod drift;
 pub mod plugin;
 pub mod rollout;
 pub mod serve;

@@ -27,6 +27,10 @@ enum Command {
     Crd,
     /// The kubectl plugin (`kubectl modelpilot …`) without its symlink: rollout verbs and views.
     Plugin(modelpilot::plugin::PluginArgs),
+    /// Write the baseline profile (bins, categories) of a training data file (CSV or .npy).
+    Profile(modelpilot::drift::cli::ProfileArgs),
+    /// Compare a data file with a baseline profile; print the drift report (JSON).
+    Drift(modelpilot::drift::cli::DriftArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
         Command::Signature(args) => modelpilot::serve::signature::main(args),
         Command::Crd => modelpilot::api::crd_yaml().map(|yaml| print!("{yaml}")),
         Command::Plugin(args) => return modelpilot::plugin::main(args),
+        Command::Profile(args) => modelpilot::drift::cli::profile(args),
+        Command::Drift(args) => modelpilot::drift::cli::drift(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

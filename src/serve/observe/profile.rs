@@ -20,6 +20,24 @@
 //!
 //! A complete example lives in `tests/fixtures/baseline_profile.json`.
 //!
+//! Version 2 (`tests/fixtures/baseline_profile_v2.json`, written by `modelpilot profile`) adds:
+//!
+//! * `rows` at the top level: the number of training rows the profile was built from;
+//! * `kind` per feature (and on `prediction`): `"numeric"` (the default, bins as above, with
+//!   optional `min`/`max` besides `mean`/`std`) or `"categorical"`: no edges, but
+//!   `categories: [{"value": "a", "count": 120}, …]` (values as text, numeric codes written as
+//!   the server writes labels: `1.0` → `"1"`). A categorical `prediction` holds class labels.
+//!
+//! ```json
+//! { "version": 2, "rows": 150,
+//!   "features": [{ "name": "colour", "index": 4, "kind": "categorical",
+//!                  "categories": [{"value": "red", "count": 100}, {"value": "blue", "count": 50}] }],
+//!   "prediction": { "kind": "categorical",
+//!                   "categories": [{"value": "0", "count": 75}, {"value": "1", "count": 75}] } }
+//! ```
+//!
+//! Version 1 files stay readable; the version 2 fields in a version 1 file are rejected.
+//!
 //! * `input` names the input tensor (optional when the model has one input); `index` is the
 //!   position on the tensor's last dimension (default 0).
 //! * Either `counts` or `proportions` may be given (or neither: then only the live histogram is
@@ -29,10 +47,11 @@
 
 use std::{collections::HashSet, path::Path};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// The only profile format version this server reads.
-pub const PROFILE_VERSION: u32 = 1;
+/// The profile format version written by `modelpilot profile`; every version from 1 up to it is
+/// read.
+pub const PROFILE_VERSION: u32 = 2;
 
 /// Why a baseline profile was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -44,34 +63,67 @@ pub enum ProfileError {
     },
     #[error("baseline profile is not valid JSON for the expected format: {0}")]
     Parse(#[from] serde_json::Error),
-    #[error("baseline profile version {0} is not supported (expected {PROFILE_VERSION})")]
+    #[error("baseline profile version {0} is not supported (expected 1 to {PROFILE_VERSION})")]
     Version(u32),
     #[error("baseline profile: {what}: {reason}")]
     Invalid { what: String, reason: String },
 }
 
-/// Baseline distribution of one bucketed quantity (an input feature or the prediction).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+/// Whether a quantity is binned on a number line or counted per distinct value.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Numeric,
+    Categorical,
+}
+
+impl Kind {
+    fn is_numeric(&self) -> bool {
+        *self == Kind::Numeric
+    }
+}
+
+/// Training-time count of one category (version 2).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryCount {
+    /// The value as text (numeric codes without a trailing `.0`).
+    pub value: String,
+    pub count: u64,
+}
+
+/// Baseline distribution of one quantity (an input feature or the prediction): numeric bins,
+/// or (version 2, `kind: categorical`) counts per category.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Bins {
+    /// `numeric` (default) or `categorical` (version 2).
+    #[serde(default, skip_serializing_if = "Kind::is_numeric")]
+    pub kind: Kind,
     /// Strictly increasing, finite upper bounds; the last bin `(e(k-1), +inf)` is implicit.
+    /// Empty for a categorical quantity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edges: Vec<f64>,
     /// Training-time counts per bin (`edges.len() + 1` entries).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<Vec<f64>>,
     /// Training-time proportions per bin (`edges.len() + 1` entries, summing to 1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proportions: Option<Vec<f64>>,
+    /// Training-time counts per category (categorical only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<CategoryCount>>,
 }
 
 /// Baseline of one input feature: a column of an input tensor.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureProfile {
     /// Feature name, used as the `feature` label of the drift metrics.
     pub name: String,
     /// Input tensor holding the feature; `None` means the model's first input.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
     /// Index of the feature on the last dimension of that tensor.
     #[serde(default)]
@@ -79,22 +131,30 @@ pub struct FeatureProfile {
     #[serde(flatten)]
     pub bins: Bins,
     /// Training-time mean and standard deviation, exported as gauges when present.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub std: Option<f64>,
+    /// Training-time extremes (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// A validated baseline profile (see the module docs for the file format).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineProfile {
     pub version: u32,
+    /// Rows of the training data (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
     #[serde(default)]
     pub features: Vec<FeatureProfile>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Bins>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive_label: Option<String>,
 }
 
@@ -117,8 +177,12 @@ impl BaselineProfile {
 
     /// Checks the invariants the drift code relies on.
     pub fn validate(&self) -> Result<(), ProfileError> {
-        if self.version != PROFILE_VERSION {
+        if !(1..=PROFILE_VERSION).contains(&self.version) {
             return Err(ProfileError::Version(self.version));
+        }
+        if self.version < 2 && self.uses_version_2() {
+            let reason = "rows, kind, categories, min and max need version 2";
+            return Err(invalid("profile", reason));
         }
         let mut names = HashSet::new();
         for feature in &self.features {
@@ -133,11 +197,27 @@ impl BaselineProfile {
             if feature.std.is_some_and(|s| !s.is_finite() || s < 0.0) {
                 return Err(invalid(&what, "std must be a finite, non-negative number"));
             }
+            if let (Some(min), Some(max)) = (feature.min, feature.max)
+                && min > max
+            {
+                return Err(invalid(&what, "min must not exceed max"));
+            }
         }
         if let Some(bins) = &self.prediction {
             bins.validate("prediction")?;
         }
         Ok(())
+    }
+
+    /// Whether any field new in version 2 is present.
+    fn uses_version_2(&self) -> bool {
+        let v2_bins = |b: &Bins| b.kind != Kind::Numeric || b.categories.is_some();
+        self.rows.is_some()
+            || self.prediction.as_ref().is_some_and(v2_bins)
+            || self
+                .features
+                .iter()
+                .any(|f| v2_bins(&f.bins) || f.min.is_some() || f.max.is_some())
     }
 
     /// Checks that every feature points at an existing input column.
@@ -166,6 +246,34 @@ impl BaselineProfile {
 
 impl Bins {
     fn validate(&self, what: &str) -> Result<(), ProfileError> {
+        match self.kind {
+            Kind::Numeric if self.categories.is_some() => {
+                Err(invalid(what, "categories need kind \"categorical\""))
+            }
+            Kind::Numeric => self.validate_numeric(what),
+            Kind::Categorical => self.validate_categorical(what),
+        }
+    }
+
+    fn validate_categorical(&self, what: &str) -> Result<(), ProfileError> {
+        if !self.edges.is_empty() || self.counts.is_some() || self.proportions.is_some() {
+            let reason = "a categorical profile has categories, not edges, counts or proportions";
+            return Err(invalid(what, reason));
+        }
+        let Some(categories) = self.categories.as_ref().filter(|c| !c.is_empty()) else {
+            return Err(invalid(what, "categories must not be empty"));
+        };
+        let mut seen = HashSet::new();
+        if let Some(c) = categories.iter().find(|c| !seen.insert(c.value.as_str())) {
+            return Err(invalid(what, &format!("duplicate category {:?}", c.value)));
+        }
+        if categories.iter().all(|c| c.count == 0) {
+            return Err(invalid(what, "category counts must not all be zero"));
+        }
+        Ok(())
+    }
+
+    fn validate_numeric(&self, what: &str) -> Result<(), ProfileError> {
         if self.edges.is_empty() {
             return Err(invalid(what, "edges must not be empty"));
         }
@@ -202,7 +310,13 @@ impl Bins {
         Ok(())
     }
 
-    /// Baseline proportions per bin, from `proportions` or normalised `counts`.
+    /// Training-time counts per category (categorical only), in the file's order.
+    pub fn category_counts(&self) -> Option<impl Iterator<Item = (&str, u64)>> {
+        let categories = self.categories.as_ref()?;
+        Some(categories.iter().map(|c| (c.value.as_str(), c.count)))
+    }
+
+    /// Baseline proportions per bin, from `proportions` or normalised `counts` (numeric only).
     pub fn baseline_proportions(&self) -> Option<Vec<f64>> {
         if let Some(p) = &self.proportions {
             return Some(p.clone());
@@ -246,7 +360,32 @@ mod tests {
     #[test]
     fn rejects_bad_profiles_with_a_reason() {
         let cases = [
-            (r#"{"version": 2}"#, "version 2"),
+            (r#"{"version": 3}"#, "version 3"),
+            (r#"{"version": 0}"#, "version 0"),
+            (r#"{"version": 1, "rows": 10}"#, "need version 2"),
+            (
+                r#"{"version": 2, "features": [{"name": "a", "kind": "categorical"}]}"#,
+                "categories must not be empty",
+            ),
+            (
+                r#"{"version": 2, "features": [{"name": "a", "kind": "categorical", "edges": [1],
+                    "categories": [{"value": "x", "count": 1}]}]}"#,
+                "not edges",
+            ),
+            (
+                r#"{"version": 2, "features": [{"name": "a", "kind": "categorical",
+                    "categories": [{"value": "x", "count": 1}, {"value": "x", "count": 2}]}]}"#,
+                "duplicate category",
+            ),
+            (
+                r#"{"version": 2, "features": [{"name": "a", "edges": [0],
+                    "categories": [{"value": "x", "count": 1}]}]}"#,
+                "need kind",
+            ),
+            (
+                r#"{"version": 2, "features": [{"name": "a", "edges": [0], "min": 2, "max": 1}]}"#,
+                "min must not exceed max",
+            ),
             (
                 r#"{"version": 1, "features": [{"name": "a", "edges": []}]}"#,
                 "edges must not be empty",
@@ -289,6 +428,23 @@ mod tests {
         let p = BaselineProfile::from_json(example).unwrap();
         assert_eq!(p.features.len(), 2);
         assert!(p.check_inputs(&[("float_input", Some(4))]).is_ok());
+    }
+
+    #[test]
+    fn the_version_2_example_is_valid_and_round_trips() {
+        let example = include_str!("../../../tests/fixtures/baseline_profile_v2.json");
+        let p = BaselineProfile::from_json(example).unwrap();
+        assert_eq!((p.version, p.rows), (2, Some(1000)));
+        let colour = &p.features[2].bins;
+        assert_eq!(colour.kind, Kind::Categorical);
+        let counts: Vec<(&str, u64)> = colour.category_counts().unwrap().collect();
+        assert_eq!(counts, vec![("blue", 300), ("green", 200), ("red", 500)]);
+        assert_eq!(p.features[0].min, Some(4.3));
+        let prediction = p.prediction.as_ref().unwrap();
+        assert_eq!(prediction.kind, Kind::Categorical);
+        let written = serde_json::to_string(&p).unwrap();
+        assert_eq!(BaselineProfile::from_json(&written).unwrap(), p);
+        assert!(!written.contains("\"kind\":\"numeric\""), "{written}");
     }
 
     #[test]

@@ -1,0 +1,170 @@
+//! The baseline profile from training data: quantile bins and moments for numeric columns,
+//! counts per value for categorical ones. Whoever trains a model runs `modelpilot profile`
+//! over the same data, so the server and the drift checks compare live data with it.
+//!
+//! Bins are quantiles of the reference: with `B` bins the edges are the `i/B` quantiles
+//! (`i = 1 … B−1`), so every bin holds about `1/B` of the training rows and the binned KS
+//! statistic is the raw-data one sampled at `B − 1` points. The `i/B` quantile is the smallest
+//! value with at least `i·n/B` values at or below it (`sorted[⌈i·n/B⌉ − 1]`), which suits the
+//! `le` bins; repeated values collapse edges, so discrete data gets fewer bins.
+//!
+//! Worked example: values `1 … 10`, `B = 4`: `⌈2.5⌉ − 1 = 2`, `⌈5⌉ − 1 = 4`, `⌈7.5⌉ − 1 = 7`
+//! → edges `[3, 5, 8]`, counts `[3, 2, 3, 2]`.
+
+use std::collections::BTreeMap;
+
+use super::{
+    bin_index,
+    data::{Table, Values},
+};
+use crate::serve::observe::profile::{
+    BaselineProfile, Bins, CategoryCount, FeatureProfile, Kind, PROFILE_VERSION,
+};
+
+/// Default number of bins per numeric feature (see `tests/drift_cli.rs` for how closely the
+/// binned KS test then follows the raw-data one).
+pub const DEFAULT_BINS: usize = 100;
+
+/// Settings of [`build_profile`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileOptions {
+    /// Bins per numeric feature (at least 2).
+    pub bins: usize,
+    /// Input tensor name written into every feature (`None`: the model's first input).
+    pub input: Option<String>,
+}
+
+impl Default for ProfileOptions {
+    fn default() -> Self {
+        Self {
+            bins: DEFAULT_BINS,
+            input: None,
+        }
+    }
+}
+
+/// Builds a version-2 profile; feature `index` is the column position.
+pub fn build_profile(table: &Table, options: &ProfileOptions) -> Result<BaselineProfile, String> {
+    if options.bins < 2 {
+        return Err("at least 2 bins are needed".into());
+    }
+    if table.rows == 0 {
+        return Err("the data has no rows".into());
+    }
+    let mut features = Vec::with_capacity(table.columns.len());
+    for (index, column) in table.columns.iter().enumerate() {
+        let (bins, moments) = match &column.values {
+            Values::Numeric(values) => numeric(values, options.bins)
+                .ok_or_else(|| format!("column {:?} has no finite value", column.name))?,
+            Values::Categorical(values) => {
+                let bins = categorical(values)
+                    .ok_or_else(|| format!("column {:?} has no value", column.name))?;
+                (bins, Moments::default())
+            }
+        };
+        features.push(FeatureProfile {
+            name: column.name.clone(),
+            input: options.input.clone(),
+            index,
+            bins,
+            mean: moments.mean,
+            std: moments.std,
+            min: moments.min,
+            max: moments.max,
+        });
+    }
+    let profile = BaselineProfile {
+        version: PROFILE_VERSION,
+        rows: Some(table.rows as u64),
+        features,
+        prediction: None,
+        positive_label: None,
+    };
+    profile.validate().map_err(|e| e.to_string())?;
+    Ok(profile)
+}
+
+/// Quantile edges of `sorted` (ascending, finite) for `bins` bins (see the module docs).
+pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
+    let n = sorted.len();
+    let mut edges: Vec<f64> = Vec::with_capacity(bins);
+    for i in 1..bins {
+        let rank = (i * n).div_ceil(bins);
+        let Some(edge) = rank.checked_sub(1).and_then(|r| sorted.get(r)) else {
+            continue;
+        };
+        if edges.last().is_none_or(|last| edge > last) {
+            edges.push(*edge);
+        }
+    }
+    if edges.is_empty()
+        && let Some(last) = sorted.last()
+    {
+        edges.push(*last);
+    }
+    edges
+}
+
+#[derive(Default)]
+struct Moments {
+    mean: Option<f64>,
+    std: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+/// Bins and moments (population standard deviation) of the non-missing values.
+fn numeric(values: &[f64], bins: usize) -> Option<(Bins, Moments)> {
+    let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return None;
+    }
+    finite.sort_by(f64::total_cmp);
+    let edges = quantile_edges(&finite, bins);
+    let mut counts = vec![0.0; edges.len() + 1];
+    for v in values.iter().filter(|v| !v.is_nan()) {
+        counts[bin_index(&edges, *v)] += 1.0;
+    }
+    let n = finite.len() as f64;
+    let mean = finite.iter().sum::<f64>() / n;
+    let variance = finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    let moments = Moments {
+        mean: Some(mean),
+        std: Some(variance.sqrt()),
+        min: finite.first().copied(),
+        max: finite.last().copied(),
+    };
+    let bins = Bins {
+        kind: Kind::Numeric,
+        edges,
+        counts: Some(counts),
+        proportions: None,
+        categories: None,
+    };
+    Some((bins, moments))
+}
+
+/// Counts per category text (missing values, the empty text, skipped), sorted by text.
+fn categorical(values: &[String]) -> Option<Bins> {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for v in values.iter().filter(|v| !v.is_empty()) {
+        *counts.entry(v).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return None;
+    }
+    let categories = counts
+        .into_iter()
+        .map(|(value, count)| CategoryCount {
+            value: value.to_string(),
+            count,
+        })
+        .collect();
+    Some(Bins {
+        kind: Kind::Categorical,
+        edges: Vec::new(),
+        counts: None,
+        proportions: None,
+        categories: Some(categories),
+    })
+}
