@@ -1,6 +1,7 @@
 //! Observability of the inference server: Prometheus metrics of the request path, prediction
-//! statistics, per-feature drift histograms against a training baseline, and label feedback
-//! with rolling accuracy/precision/recall/F1.
+//! statistics, per-feature drift histograms against a training baseline, label feedback
+//! with rolling accuracy/precision/recall/F1, and the same counts over a sliding time window
+//! ([`window`]) that the controller sums over pods to test for drift.
 //!
 //! The request path holds one [`ServeMetrics`] (cheap to clone) and calls, per request:
 //!
@@ -42,6 +43,12 @@
 //! | `modelpilot_feature_drift_psi` | gauge | `feature` | PSI of live inputs vs baseline |
 //! | `modelpilot_feature_baseline_mean`, `_std` | gauge | `feature` | training-time statistics |
 //! | `modelpilot_feature_baseline_proportion` | gauge | `feature`, `upper_bound` | training-time share of the bin ending at `upper_bound` (the bucket's `le`; not cumulative) |
+//! | `modelpilot_drift_window_seconds` | gauge | | length of the sliding window (`--drift-window-seconds`) |
+//! | `modelpilot_drift_window_bin` | gauge | `feature`, `bin` | numeric inputs of the window per bin index `0`…`k` (every bin, zeros included) |
+//! | `modelpilot_drift_window_category` | gauge | `feature`, `category` | categorical inputs of the window per profile category, plus `__other__` |
+//! | `modelpilot_prediction_window_bin` | gauge | `bin` | regression outputs of the window per bin |
+//! | `modelpilot_prediction_window_class` | gauge | `class` | predicted rows of the window per class (profile's classes and `__other__`, else capped) |
+//! | `modelpilot_feedback_window_pairs` | gauge | `actual`, `predicted` | rows labelled in the window (non-zero pairs, labels capped) |
 //! | `modelpilot_feedback_accuracy`, `_precision`, `_recall`, `_f1` | gauge | | over the labelled window |
 //! | `modelpilot_feedback_window_rows`, `_window_capacity_rows` | gauge | | window fill and size |
 //! | `modelpilot_feedback_pending_requests` | gauge | | predictions awaiting labels |
