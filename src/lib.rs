@@ -9,6 +9,7 @@ pub mod build;
 pub mod controller;
 pub mod drift;
 pub mod plugin;
+pub mod retrain;
 pub mod rollout;
 pub mod serve;
 pub mod telemetry;
