@@ -8,6 +8,7 @@ pub mod autoscale;
 pub mod build;
 pub mod controller;
 pub mod drift;
+pub mod monitor;
 pub mod plugin;
 pub mod retrain;
 pub mod rollout;

@@ -10,8 +10,8 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use crate::api::{
-    AutoscalingMode, AutoscalingSpec, GraphOptimizationLevel, ModelDeployment, RolloutSpec,
-    ServerBatching, TrafficMode,
+    AutoscalingMode, AutoscalingSpec, GraphOptimizationLevel, ModelDeployment, MonitoringSpec,
+    Persistence, RetrainingSpec, RolloutSpec, ServerBatching, TrafficMode,
 };
 
 /// Why a spec cannot be reconciled; shown in the `Degraded` condition and an event.
@@ -30,6 +30,10 @@ pub enum SpecError {
     #[error("rollout: {0}")]
     Rollout(String),
     /// `autoscaling` breaks a rule the CRD states.
+    #[error("monitoring: {0}")]
+    Monitoring(String),
+    #[error("retraining: {0}")]
+    Retraining(String),
     #[error("autoscaling: {0}")]
     Autoscaling(String),
     /// The object lacks name, namespace or uid (never true for objects read from the API).
@@ -152,6 +156,12 @@ pub struct ValidSpec {
     pub rollout: Option<RolloutSpec>,
     /// How the replicas follow load (not part of the revision).
     pub autoscaling: Option<AutoscalingSpec>,
+    /// Baseline profile URI (part of the revision when set).
+    pub profile: Option<String>,
+    /// What the operator watches (its interval is the servers' window, part of the revision).
+    pub monitoring: Option<MonitoringSpec>,
+    /// The retraining Job (not part of the revision).
+    pub retraining: Option<RetrainingSpec>,
     /// The `modelpilot.io/request` annotation, verbatim.
     pub request: Option<String>,
     /// Hash of everything that defines the pods (not the replica count).
@@ -204,6 +214,9 @@ pub fn validate(mdep: &ModelDeployment, defaults: &Defaults) -> Result<ValidSpec
         replicas: spec.replicas,
         rollout: spec.rollout.clone(),
         autoscaling: spec.autoscaling.clone(),
+        profile: spec.model.profile.clone(),
+        monitoring: spec.monitoring.clone(),
+        retraining: spec.retraining.clone(),
         request: mdep.annotations().get("modelpilot.io/request").cloned(),
         revision: String::new(),
     };
@@ -212,6 +225,12 @@ pub fn validate(mdep: &ModelDeployment, defaults: &Defaults) -> Result<ValidSpec
     }
     if let Some(autoscaling) = &valid.autoscaling {
         check_autoscaling(autoscaling)?;
+    }
+    if let Some(monitoring) = &valid.monitoring {
+        check_monitoring(monitoring, valid.profile.is_some())?;
+    }
+    if let Some(retraining) = &valid.retraining {
+        check_retraining(retraining, valid.monitoring.is_some())?;
     }
     valid.revision = revision_hash(&valid);
     Ok(valid)
@@ -284,16 +303,81 @@ fn check_autoscaling(a: &AutoscalingSpec) -> Result<(), SpecError> {
     }
 }
 
+/// The monitoring rules the evaluation relies on.
+fn check_monitoring(m: &MonitoringSpec, has_profile: bool) -> Result<(), SpecError> {
+    let err = |m: &str| Err(SpecError::Monitoring(m.to_string()));
+    if !(10..=86400).contains(&m.interval_seconds) {
+        return err("intervalSeconds must be 10-86400");
+    }
+    if m.drift.is_none() && m.accuracy.is_none() && m.prediction.is_none() {
+        return err("needs at least one of drift, accuracy or prediction");
+    }
+    if (m.drift.is_some() || m.prediction.is_some()) && !has_profile {
+        return err("drift and prediction need model.profile");
+    }
+    let persistence_ok =
+        |p: &Persistence| (1..=20).contains(&p.windows) && (1..=p.windows).contains(&p.required);
+    for d in m.drift.iter().chain(m.prediction.iter()) {
+        if !(d.p_value > 0.0 && d.p_value <= 0.5)
+            || d.min_samples < 1
+            || !persistence_ok(&d.persistence)
+        {
+            return err(
+                "pValue must be in (0, 0.5], minSamples at least 1, persistence 1 <= required <= windows <= 20",
+            );
+        }
+    }
+    if let Some(a) = &m.accuracy {
+        if a.floor.is_none() && a.max_drop.is_none() {
+            return err("accuracy needs floor, maxDrop or both");
+        }
+        if a.min_labels < 1 || !persistence_ok(&a.persistence) {
+            return err(
+                "accuracy: minLabels at least 1, persistence 1 <= required <= windows <= 20",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The retraining rules the trigger logic relies on.
+fn check_retraining(r: &RetrainingSpec, has_monitoring: bool) -> Result<(), SpecError> {
+    let err = |m: &str| Err(SpecError::Retraining(m.to_string()));
+    if !has_monitoring {
+        return err("needs monitoring (its findings start a retraining)");
+    }
+    if r.template
+        .spec
+        .as_ref()
+        .is_none_or(|s| s.containers.is_empty())
+    {
+        return err("template.spec.containers must name at least one container");
+    }
+    if r.max_per_day < 1 || r.cooldown_seconds < 0 || r.deadline_seconds < 10 {
+        return err(
+            "maxPerDay at least 1, cooldownSeconds at least 0, deadlineSeconds at least 10",
+        );
+    }
+    Ok(())
+}
+
 /// A short, stable hash of what defines the pods: a change here means a new revision.
 ///
 /// The replica count is left out on purpose: scaling is not a new revision.
 fn revision_hash(v: &ValidSpec) -> String {
-    let defining = serde_json::json!({
+    let mut defining = serde_json::json!({
         "model": [&v.model_name, &v.model_uri, &v.sha256, &v.version, &v.credentials_secret],
         "server": [&v.image, &v.threads, v.graph_optimization_level.as_flag(), v.port,
                    &v.resources, &v.batching],
         "template": &v.template,
     });
+    // Only when set, so a spec without them keeps the revision it always had.
+    if let Some(profile) = &v.profile {
+        defining["profile"] = serde_json::json!(profile);
+    }
+    if let Some(m) = &v.monitoring {
+        defining["window"] = serde_json::json!(m.interval_seconds);
+    }
     let digest = Sha256::digest(defining.to_string().as_bytes());
     hex::encode(&digest[..5])
 }

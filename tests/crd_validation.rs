@@ -142,6 +142,18 @@ fn invalid_cases() -> Vec<Invalid> {
         invalid("autoscaling panic window shorter than a tick", set("/spec/autoscaling", json!({"maxReplicas": 4, "stableWindowSeconds": 10, "panicWindowPercent": 10, "tickSeconds": 2})), "the panic window (stableWindowSeconds × panicWindowPercent / 100) must be at least tickSeconds long"),
         invalid("autoscaling HPA mode without metrics", set("/spec/autoscaling", json!({"mode": "HPA", "maxReplicas": 4})), "autoscaling.hpa.metrics is required when autoscaling.mode is HPA"),
         invalid("autoscaling hpa section in builtin mode", set("/spec/autoscaling", json!({"maxReplicas": 4, "hpa": {"metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})), "autoscaling.hpa is only used with mode: HPA"),
+        invalid("drift without a profile", set("/spec/monitoring", json!({"drift": {}})), "monitoring.drift and monitoring.prediction need model.profile"),
+        invalid("monitoring with nothing to watch", set("/spec/monitoring", json!({"intervalSeconds": 60})), "monitoring needs at least one of drift, accuracy or prediction"),
+        invalid("monitoring interval 5 s", set("/spec/monitoring", json!({"intervalSeconds": 5, "accuracy": {"floor": 0.8}})), "spec.monitoring.intervalSeconds in body should be greater than or equal to 10"),
+        invalid("persistence required above windows", vec![Edit::Set("/spec/model/profile", json!("s3://models/iris.profile.json")), Edit::Set("/spec/monitoring", json!({"drift": {"persistence": {"windows": 2, "required": 3}}}))], "persistence.required must not exceed persistence.windows"),
+        invalid("threshold with a test", vec![Edit::Set("/spec/model/profile", json!("s3://models/iris.profile.json")), Edit::Set("/spec/monitoring", json!({"drift": {"method": "KS", "threshold": 0.2}}))], "threshold is only used with method PSI or JensenShannon"),
+        invalid("accuracy without a bound", set("/spec/monitoring", json!({"accuracy": {"metric": "F1"}})), "monitoring.accuracy needs floor, maxDrop or both"),
+        invalid("accuracy floor above 1", set("/spec/monitoring", json!({"accuracy": {"floor": 1.5}})), "spec.monitoring.accuracy.floor in body should be less than or equal to 1"),
+        invalid("profile with a bad scheme", set("/spec/model/profile", json!("ftp://x/p.json")), "model.profile must start with file://, pvc://, https:// or s3://"),
+        invalid("retraining without monitoring", set("/spec/retraining", json!({"outputUri": "s3://models/retrain", "template": template("train")})), "retraining needs monitoring"),
+        invalid("retraining output with a bad scheme", vec![Edit::Set("/spec/monitoring", json!({"accuracy": {"floor": 0.8}})), Edit::Set("/spec/retraining", json!({"outputUri": "gs://models", "template": template("train")}))], "retraining.outputUri must start with file://, pvc://, https:// or s3://"),
+        invalid("retraining maxPerDay 0", vec![Edit::Set("/spec/monitoring", json!({"accuracy": {"floor": 0.8}})), Edit::Set("/spec/retraining", json!({"outputUri": "s3://models/retrain", "maxPerDay": 0, "template": template("train")}))], "spec.retraining.maxPerDay in body should be greater than or equal to 1"),
+        invalid("retraining unknown trigger", vec![Edit::Set("/spec/monitoring", json!({"accuracy": {"floor": 0.8}})), Edit::Set("/spec/retraining", json!({"outputUri": "s3://models/retrain", "triggers": ["Latency"], "template": template("train")}))], "Unsupported value: \"Latency\""),
     ]
 }
 
@@ -170,6 +182,15 @@ fn valid_cases() -> Vec<Valid> {
         valid("autoscaling defaults", set("/spec/autoscaling", json!({"maxReplicas": 1}))),
         valid("autoscaling every builtin field", set("/spec/autoscaling", json!({"mode": "Builtin", "minReplicas": 1000, "maxReplicas": 1000, "metric": "QueueTime", "target": 0.02, "stableWindowSeconds": 6, "panicWindowPercent": 100, "panicThreshold": 100.0, "scaleDownDelaySeconds": 3600, "maxScaleUpRate": 1.5, "maxScaleDownRate": 1.01, "tickSeconds": 6}))),
         valid("autoscaling HPA with a pods metric and behaviour", set("/spec/autoscaling", json!({"mode": "HPA", "minReplicas": 2, "maxReplicas": 10, "hpa": {"metrics": [{"type": "Pods", "pods": {"metric": {"name": "modelpilot_inference_inflight_requests"}, "target": {"type": "AverageValue", "averageValue": "4"}}}], "behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}}}}))),
+        valid("monitoring and retraining, every field", vec![
+            Edit::Set("/spec/model/profile", json!("s3://models/iris.profile.json")),
+            Edit::Set("/spec/monitoring", json!({"intervalSeconds": 10,
+                "drift": {"method": "PSI", "pValue": 0.01, "threshold": 0.25, "correction": "None", "minSamples": 1, "persistence": {"windows": 20, "required": 20}},
+                "prediction": {"method": "JensenShannon", "threshold": 0.1},
+                "accuracy": {"metric": "Recall", "floor": 0.0, "maxDrop": 1.0, "minLabels": 1}})),
+            Edit::Set("/spec/retraining", json!({"outputUri": "file:///tmp/retrain", "triggers": ["Drift", "AccuracyDegraded", "PredictionShift"],
+                "cooldownSeconds": 0, "maxPerDay": 100, "approval": true, "deadlineSeconds": 10, "backoffLimit": 10, "template": template("train")})),
+        ]),
     ]
 }
 

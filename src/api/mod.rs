@@ -7,6 +7,8 @@
 //! [`ModelDeploymentSpec`] so existing manifests keep working.
 
 mod autoscaling;
+mod monitoring;
+mod retraining;
 mod rollout;
 mod rollout_status;
 mod spec;
@@ -17,6 +19,13 @@ use kube::CustomResourceExt;
 
 pub use autoscaling::{
     AutoscalingMode, AutoscalingSpec, AutoscalingStatus, HpaSpec, RevisionScale, ScaleMetric,
+};
+pub use monitoring::{
+    AccuracyMetric, AccuracyMonitor, AccuracyStatus, Correction, DistributionStatus, DriftMethod,
+    DriftMonitor, FeatureEvaluation, MonitoringSpec, MonitoringStatus, Persistence,
+};
+pub use retraining::{
+    ModelRef, RetrainPhase, RetrainRecord, RetrainingSpec, RetrainingStatus, Trigger, TriggerReason,
 };
 pub use rollout::{
     AnalysisMetric, Bound, LatencyMetric, MetricSource, PauseStep, PrometheusSpec, QueryMetric,
@@ -57,6 +66,7 @@ pub fn crd() -> anyhow::Result<CustomResourceDefinition> {
         "/server/properties/resources",
         "/autoscaling/properties/hpa/properties/metrics",
         "/autoscaling/properties/hpa/properties/behavior",
+        "/retraining/properties/template",
     ] {
         if let Some(schema) = spec_properties.pointer_mut(path) {
             strip_nested_descriptions(schema);

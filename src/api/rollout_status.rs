@@ -47,6 +47,9 @@ pub struct RolloutRevision {
     /// The model's signature as read from the model file (see `modelpilot signature`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Baseline profile URI, when the spec gave one (a rollback restores it with the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// Why the rollout waits.

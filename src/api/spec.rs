@@ -8,7 +8,10 @@ use k8s_openapi::api::core::v1::{PodTemplateSpec, ResourceRequirements};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::{autoscaling::AutoscalingSpec, rollout::RolloutSpec, status::ModelDeploymentStatus};
+use super::{
+    autoscaling::AutoscalingSpec, monitoring::MonitoringSpec, retraining::RetrainingSpec,
+    rollout::RolloutSpec, status::ModelDeploymentStatus,
+};
 
 /// A model served by ONNX Runtime inference pods, reconciled by the modelpilot operator.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -34,6 +37,12 @@ use super::{autoscaling::AutoscalingSpec, rollout::RolloutSpec, status::ModelDep
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new(
+        "!has(self.spec.monitoring) || (!has(self.spec.monitoring.drift) && !has(self.spec.monitoring.prediction)) || has(self.spec.model.profile)"
+    )
+    .message("monitoring.drift and monitoring.prediction need model.profile (the baseline to compare with)"),
+    validation = Rule::new("!has(self.spec.retraining) || has(self.spec.monitoring)")
+    .message("retraining needs monitoring (its findings start a retraining)"),
     validation = Rule::new(
         "self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
     )
@@ -84,6 +93,16 @@ pub struct ModelDeploymentSpec {
     /// `replicas`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
+
+    /// Watch the stable revision for input drift, prediction shift and accuracy decay on label
+    /// feedback, every `intervalSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+
+    /// Run a training Job when monitoring finds persistent drift or decay, once per trigger,
+    /// and roll out the model it produces through the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retraining: Option<RetrainingSpec>,
 }
 
 fn default_replicas() -> i32 {
@@ -145,6 +164,17 @@ pub struct ModelSpec {
         "self.size() <= 253 && self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')"
     ).message("model.credentialsSecret must be the name of a Secret (lowercase DNS name)"))]
     pub credentials_secret: Option<String>,
+
+    /// Baseline profile of the training data (`modelpilot profile`), same URI schemes as
+    /// `uri`: the servers bin live inputs like it and monitoring compares with it. Part of the
+    /// revision, so a retrained model brings its own baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(
+        "self.size() <= 2048 && self.matches('^(file|pvc|https|s3)://.+')"
+    ).message(
+        "model.profile must start with file://, pvc://, https:// or s3:// (at most 2048 characters)"
+    ))]
+    pub profile: Option<String>,
 }
 
 /// ONNX Runtime graph optimisation level.

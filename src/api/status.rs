@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     autoscaling::AutoscalingStatus,
+    monitoring::MonitoringStatus,
+    retraining::RetrainingStatus,
     rollout_status::{HistoryEntry, RolloutRevision, RolloutStatus},
 };
 
@@ -18,6 +20,11 @@ pub mod condition_types {
     pub const PROGRESSING: &str = "Progressing";
     /// Something needs attention: an invalid spec, an apply error, a stalled rollout.
     pub const DEGRADED: &str = "Degraded";
+    /// Live inputs (or predictions) of the stable revision persistently differ from its
+    /// baseline profile.
+    pub const DRIFTED: &str = "Drifted";
+    /// Accuracy on label feedback persistently below its floor or dropped since promotion.
+    pub const ACCURACY_DEGRADED: &str = "AccuracyDegraded";
 }
 
 /// `status` of a condition, as Kubernetes spells it.
@@ -132,4 +139,12 @@ pub struct ModelDeploymentStatus {
     /// The autoscaler's inputs and decisions (with `spec.autoscaling`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingStatus>,
+
+    /// The last monitoring evaluation of the stable revision (with `spec.monitoring`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringStatus>,
+
+    /// Retraining triggers and what became of them (with `spec.retraining`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retraining: Option<RetrainingStatus>,
 }

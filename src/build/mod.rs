@@ -8,6 +8,7 @@
 pub mod deployment;
 pub mod hpa;
 pub mod labels;
+pub mod retrain_job;
 pub mod route;
 pub mod server;
 pub mod service;

@@ -69,6 +69,20 @@ pub fn server_model_uri(spec: &ValidSpec) -> String {
     }
 }
 
+/// The profile URI the server is given: on the model's claim, a `pvc://` URI becomes a path
+/// under the same mount (another claim is not mounted, and the server says so at start-up).
+fn server_profile_uri(spec: &ValidSpec, profile: &str) -> String {
+    if let ModelSource::Pvc { claim, .. } = &spec.source
+        && let Some(path) = profile
+            .strip_prefix("pvc://")
+            .and_then(|rest| rest.strip_prefix(claim.as_str()))
+            .and_then(|rest| rest.strip_prefix('/'))
+    {
+        return format!("file://{PVC_MOUNT}/{path}");
+    }
+    profile.to_owned()
+}
+
 /// The `modelpilot serve …` arguments for this spec.
 pub fn args(spec: &ValidSpec) -> Vec<String> {
     let mut args = vec![
@@ -94,6 +108,16 @@ pub fn args(spec: &ValidSpec) -> Vec<String> {
     }
     if let Some(threads) = spec.threads {
         args.extend(["--threads".into(), threads.to_string()]);
+    }
+    if let Some(profile) = &spec.profile {
+        args.extend([
+            "--baseline-profile".into(),
+            server_profile_uri(spec, profile),
+        ]);
+    }
+    if let Some(m) = &spec.monitoring {
+        let window = m.interval_seconds.to_string();
+        args.extend(["--drift-window-seconds".into(), window]);
     }
     if let Some(b) = &spec.batching {
         args.extend([

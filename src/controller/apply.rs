@@ -196,6 +196,7 @@ pub async fn set_model(
     let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &spec.owner.namespace);
     let body = json!({"spec": {"model": {
         "uri": target.uri, "sha256": target.sha256, "version": target.version,
+        "profile": target.profile,
     }}});
     api.patch(
         &spec.owner.name,

@@ -11,9 +11,11 @@ pub mod error;
 pub mod events;
 mod health;
 pub mod leader;
+pub mod monitor;
 pub mod observe;
 pub mod pods;
 pub mod reconcile;
+pub mod retrain;
 pub mod scale;
 pub mod status;
 

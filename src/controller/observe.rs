@@ -110,6 +110,7 @@ pub async fn observed(
     let st = status.rollout.clone().unwrap_or_default();
     let stable = status.stable.as_ref();
     let mut obs = Observed {
+        approval: None,
         now: Some(now.clone()),
         tracks: tracks(cluster),
         request: requests::pending(

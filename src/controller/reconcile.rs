@@ -26,9 +26,9 @@ use super::{
     apply,
     context::Context,
     error::Error,
-    events, observe,
+    events, monitor, observe,
     pods::{self, PodProblem},
-    scale,
+    retrain, scale,
     status::{self, Observation},
 };
 use crate::{
@@ -37,6 +37,9 @@ use crate::{
     rollout::plan::{self, Plan},
     validate::{ValidSpec, validate},
 };
+
+/// How often a reconcile looks at an in-flight retraining (its Job, its candidate).
+const RETRAIN_POLL: Duration = Duration::from_secs(5);
 
 fn key(obj: &ModelDeployment) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
@@ -113,7 +116,37 @@ async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Err
     let mut observed = Box::pin(observe::observed(ctx, &valid, &status, &cluster, &now)).await?;
     let scaled = Box::pin(scale::builtin(ctx, &valid, &status, &cluster, &now)).await;
     observed.autoscaled = scaled.as_ref().map(|s| s.decided.counts);
+    let stable = status
+        .stable
+        .clone()
+        .unwrap_or_else(|| plan::revision_of(&valid));
+    let monitored = Box::pin(monitor::stage(
+        ctx,
+        &valid,
+        &status,
+        &stable.name,
+        &cluster,
+        &now,
+    ))
+    .await;
+    let retrained = Box::pin(retrain::stage(ctx, &valid, &status, &stable, &now)).await?;
+    observed.approval = retrained.as_ref().and_then(|d| d.approval.clone());
     let mut plan = plan::plan(&valid, &status, &observed);
+    plan.monitoring = status.monitoring.clone();
+    plan.retraining = status.retraining.clone();
+    if let Some(m) = monitored {
+        plan.monitoring = Some(m.status);
+        plan.transitions.extend(m.transitions);
+        plan.requeue = plan.requeue.min(m.next);
+    }
+    if let Some(d) = &retrained {
+        plan.retraining = Some(d.status.clone());
+        plan.transitions.extend(d.transitions.clone());
+        // Jobs and candidates move on their own: look again soon while one is in flight.
+        if d.status.history.last().is_some_and(|r| !r.phase.finished()) {
+            plan.requeue = plan.requeue.min(RETRAIN_POLL);
+        }
+    }
     if let Some(s) = scaled {
         plan.autoscaling = Some(s.decided.status);
         plan.transitions.extend(s.decided.transitions);
@@ -138,6 +171,11 @@ async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Err
             Ok(None) => {}
             Err(e) => result = Err(e),
         }
+    }
+    if result.is_ok()
+        && let Some(record) = retrained.as_ref().and_then(|d| d.create_job.as_ref())
+    {
+        result = retrain::create_job(ctx, &valid, record).await;
     }
     if let Err(err) = result {
         if err.is_permanent() || matches!(err, Error::Route(_) | Error::RouteMissing(_)) {
@@ -175,6 +213,9 @@ async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Err
     if let Some(target) = &plan.rollback_to {
         apply::set_model(ctx, &valid, target).await?;
     }
+    if let Some(result) = retrained.as_ref().and_then(|d| d.set_model.as_ref()) {
+        retrain::set_model(ctx, &valid, result).await?;
+    }
     ctx.metrics.rollout(
         &valid.owner.namespace,
         &valid.owner.name,
@@ -198,6 +239,7 @@ fn revision_with_model(
     patched.spec.model.uri.clone_from(&target.uri);
     patched.spec.model.sha256.clone_from(&target.sha256);
     patched.spec.model.version.clone_from(&target.version);
+    patched.spec.model.profile.clone_from(&target.profile);
     validate(&patched, &ctx.defaults).ok().map(|v| v.revision)
 }
 

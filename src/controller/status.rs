@@ -22,7 +22,10 @@ use k8s_openapi::{
 
 use super::{error::Error, pods::PodProblem};
 use crate::{
-    api::{ConditionStatus, ModelDeploymentStatus, Phase, RevisionStatus, condition_types as ct},
+    api::{
+        ConditionStatus, ModelDeploymentStatus, MonitoringSpec, MonitoringStatus, Phase,
+        RevisionStatus, condition_types as ct,
+    },
     build::labels,
 };
 use crate::{
@@ -311,6 +314,35 @@ pub fn desired_status(
     if let Some(r) = rollout {
         rollout_conditions(&mut verdicts, r, obs.spec.and_then(|s| s.rollout.as_ref()));
     }
+    let mut verdicts = verdicts.to_vec();
+    let monitoring = obs
+        .plan
+        .map_or(old.monitoring.as_ref(), |p| p.monitoring.as_ref());
+    if let Some(spec) = obs.spec.and_then(|s| s.monitoring.as_ref()) {
+        verdicts.extend(monitoring_conditions(spec, monitoring));
+    } else if obs.spec.is_none() {
+        // Without a valid spec, keep what monitoring last said.
+        let kept = [ct::DRIFTED, ct::ACCURACY_DEGRADED];
+        verdicts.extend(
+            old.conditions
+                .iter()
+                .filter(|c| kept.contains(&c.type_.as_str()))
+                .map(|c| Verdict {
+                    type_: if c.type_ == ct::DRIFTED {
+                        ct::DRIFTED
+                    } else {
+                        ct::ACCURACY_DEGRADED
+                    },
+                    status: match c.status.as_str() {
+                        "True" => ConditionStatus::True,
+                        "False" => ConditionStatus::False,
+                        _ => ConditionStatus::Unknown,
+                    },
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                }),
+        );
+    }
     let conditions = merge_conditions(&old.conditions, &verdicts, obs.generation, now);
     let view = view.unwrap_or_default();
     ModelDeploymentStatus {
@@ -339,6 +371,12 @@ pub fn desired_status(
         autoscaling: obs
             .plan
             .map_or_else(|| old.autoscaling.clone(), |p| p.autoscaling.clone()),
+        monitoring: obs
+            .plan
+            .map_or_else(|| old.monitoring.clone(), |p| p.monitoring.clone()),
+        retraining: obs
+            .plan
+            .map_or_else(|| old.retraining.clone(), |p| p.retraining.clone()),
     }
 }
 
@@ -414,6 +452,91 @@ pub fn rollout_conditions(
             }
         }
     }
+}
+
+/// `Drifted` (inputs or predictions) and `AccuracyDegraded` from the last evaluation: `Unknown`
+/// until a verdict exists, then whether the finding persists.
+///
+/// ```
+/// use modelpilot::{api::{MonitoringSpec, MonitoringStatus, DistributionStatus},
+///                  controller::status::monitoring_conditions};
+/// let spec: MonitoringSpec = serde_json::from_value(serde_json::json!({"drift": {}})).unwrap();
+/// let st = MonitoringStatus { drift: Some(DistributionStatus { drift: Some(true), persistent: true,
+///     recent: vec![true, true], drifted_features: vec!["petal_width".into()], ..Default::default() }),
+///     ..Default::default() };
+/// let v = monitoring_conditions(&spec, Some(&st));
+/// assert_eq!((v[0].type_, v[0].reason.as_str()), ("Drifted", "InputDrift"));
+/// assert!(v[0].message.contains("petal_width"));
+/// ```
+pub fn monitoring_conditions(spec: &MonitoringSpec, st: Option<&MonitoringStatus>) -> Vec<Verdict> {
+    let unknown = |type_: &'static str, message: &str| Verdict {
+        type_,
+        status: ConditionStatus::Unknown,
+        reason: "NotEvaluated".into(),
+        message: message.into(),
+    };
+    let mut out = Vec::new();
+    if spec.drift.is_some() || spec.prediction.is_some() {
+        let input = st.and_then(|s| s.drift.as_ref());
+        let prediction = st.and_then(|s| s.prediction.as_ref());
+        let judged = input.is_some_and(|d| !d.recent.is_empty())
+            || prediction.is_some_and(|d| !d.recent.is_empty());
+        out.push(match (input, prediction) {
+            (Some(d), _) if d.persistent => verdict(
+                ct::DRIFTED,
+                true,
+                "InputDrift",
+                format!(
+                    "drift in {} of the last {} windows: {}",
+                    d.recent.iter().filter(|v| **v).count(),
+                    d.recent.len(),
+                    d.drifted_features.join(", ")
+                ),
+            ),
+            (_, Some(p)) if p.persistent => verdict(
+                ct::DRIFTED,
+                true,
+                "PredictionShift",
+                "the prediction distribution differs from the baseline".into(),
+            ),
+            _ if judged => verdict(
+                ct::DRIFTED,
+                false,
+                "InDistribution",
+                "live inputs match the baseline profile".into(),
+            ),
+            _ => unknown(ct::DRIFTED, "no window with enough samples yet"),
+        });
+    }
+    if spec.accuracy.is_some() {
+        let a = st.and_then(|s| s.accuracy.as_ref());
+        out.push(match a {
+            Some(a) if a.persistent => verdict(
+                ct::ACCURACY_DEGRADED,
+                true,
+                "BelowBound",
+                format!(
+                    "{} {} on {} labels (at promotion {})",
+                    a.metric,
+                    fmt(a.value),
+                    a.labels,
+                    fmt(a.at_promotion)
+                ),
+            ),
+            Some(a) if !a.recent.is_empty() => verdict(
+                ct::ACCURACY_DEGRADED,
+                false,
+                "WithinBounds",
+                format!("{} {} on {} labels", a.metric, fmt(a.value), a.labels),
+            ),
+            _ => unknown(ct::ACCURACY_DEGRADED, "not enough labelled feedback yet"),
+        });
+    }
+    out
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.3}"))
 }
 
 fn revision_of(spec: &ValidSpec) -> RevisionStatus {

@@ -34,7 +34,8 @@ use self::{
 /// The executable name kubectl looks for.
 pub const PLUGIN_NAME: &str = "kubectl-modelpilot";
 
-/// Drive canary rollouts of ModelDeployments: promote, abort, pause, roll back; see their state.
+/// Drive canary rollouts of ModelDeployments: promote, abort, pause, roll back, approve a
+/// retraining; see their state and history.
 #[derive(Parser, Debug)]
 #[command(
     version,
@@ -123,6 +124,13 @@ enum Verb {
         #[command(flatten)]
         wait: Wait,
     },
+    /// Let the retraining that waits for approval (`retraining.approval: true`) run its Job.
+    Approve {
+        /// The ModelDeployment.
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Show the rollout: phase, revisions, step, weights, analysis, last request.
     Status {
         /// The ModelDeployment.
@@ -201,6 +209,7 @@ async fn run(args: PluginArgs) -> anyhow::Result<u8> {
         Verb::Retry { name, wait } => (name, Action::Retry, None, wait),
         Verb::Pause { name, wait } => (name, Action::Pause, None, wait),
         Verb::Resume { name, wait } => (name, Action::Resume, None, wait),
+        Verb::Approve { name, wait } => (name, Action::Approve, None, wait),
         Verb::Rollback {
             name,
             to_revision,

@@ -142,7 +142,7 @@ fn stable_revision(status: &ModelDeploymentStatus) -> String {
             uri: current.uri.clone(),
             sha256: current.sha256.clone(),
             version: current.version.clone(),
-            signature: None,
+            ..Default::default()
         }),
         (None, None) => "none yet".into(),
     }

@@ -6,4 +6,5 @@
 //! This module keeps that boundary narrow and checked: [`result`] reads the Job's report and
 //! refuses anything a `ModelDeployment` could not serve.
 
+pub mod decide;
 pub mod result;

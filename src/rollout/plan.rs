@@ -17,8 +17,9 @@ use super::{
 };
 use crate::{
     api::{
-        AutoscalingStatus, HistoryEntry, ModelDeploymentStatus, Outcome, RequestAck, RolloutPhase,
-        RolloutRevision, RolloutStatus, ScaleDown, TrafficMode,
+        AutoscalingStatus, HistoryEntry, ModelDeploymentStatus, MonitoringStatus, Outcome,
+        RequestAck, RetrainingStatus, RolloutPhase, RolloutRevision, RolloutStatus, ScaleDown,
+        TrafficMode,
     },
     autoscale::tick::Counts,
     validate::ValidSpec,
@@ -73,6 +74,8 @@ pub struct Observed {
     /// The built-in autoscaler's counts per track (with `autoscaling.mode: Builtin`); `None`:
     /// the count is `spec.replicas`.
     pub autoscaled: Option<Counts>,
+    /// The retraining stage's answer to a pending `approve` request.
+    pub approval: Option<Result<String, String>>,
 }
 
 /// An event to publish.
@@ -103,6 +106,10 @@ pub struct Plan {
     pub requeue: Duration,
     /// The autoscaler's status to write (set by the reconcile from its tick, not planned here).
     pub autoscaling: Option<AutoscalingStatus>,
+    /// Monitoring's last evaluation to write (set by the reconcile's monitoring stage).
+    pub monitoring: Option<MonitoringStatus>,
+    /// The retraining state to write (set by the reconcile's retraining stage).
+    pub retraining: Option<RetrainingStatus>,
 }
 
 fn note(reason: &'static str, message: String) -> Transition {
@@ -129,6 +136,7 @@ pub fn revision_of(spec: &ValidSpec) -> RolloutRevision {
         sha256: spec.sha256.clone(),
         version: spec.version.clone(),
         signature: None,
+        profile: spec.profile.clone(),
     }
 }
 
@@ -327,7 +335,13 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
     // 4. A request.
     match &obs.request {
         Some(Ok(request)) => {
-            let (ack, effects) = requests::apply(request, &mut st, Some(&stable), &history, &now);
+            let (ack, effects) = match (&obs.approval, request.action) {
+                (Some(answer), requests::Action::Approve) => (
+                    requests::acknowledge(request, answer.clone(), &now),
+                    Default::default(),
+                ),
+                _ => requests::apply(request, &mut st, Some(&stable), &history, &now),
+            };
             transitions.push(if ack.result == "Done" {
                 note("RequestDone", format!("{}: {}", ack.action, ack.message))
             } else {
@@ -650,6 +664,8 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
         transitions,
         requeue,
         autoscaling: None,
+        monitoring: None,
+        retraining: None,
     }
 }
 

@@ -45,6 +45,7 @@ fn written(p: &Plan) -> ModelDeploymentStatus {
 
 fn obs(now: i64, tracks: &[(&str, i32, i32)]) -> Observed {
     Observed {
+        approval: None,
         now: Some(at(now)),
         tracks: tracks
             .iter()

@@ -38,6 +38,8 @@ pub enum Action {
     Resume,
     /// Return the spec's model to an earlier revision and promote it without analysis.
     Rollback,
+    /// Let the retraining that waits for approval create its Job.
+    Approve,
 }
 
 impl Action {
@@ -51,6 +53,7 @@ impl Action {
             Self::Pause => "pause",
             Self::Resume => "resume",
             Self::Rollback => "rollback",
+            Self::Approve => "approve",
         }
     }
 }
@@ -195,6 +198,8 @@ pub fn apply(
             }
             _ => Err(format!("nothing to resume: the rollout is {phase}")),
         },
+        // Answered by the retraining stage (see `acknowledge`); here only without one.
+        Action::Approve => Err("no retraining is awaiting approval".into()),
         Action::Rollback => rollback_target(request, stable, history).map(|target| {
             let message = format!(
                 "spec.model set to revision {} ({})",
@@ -205,18 +210,23 @@ pub fn apply(
             message
         }),
     };
+    (acknowledge(request, outcome, now), effects)
+}
+
+/// The acknowledgement of `request` with its outcome: `Done` with what was done, or `Refused`
+/// with why.
+pub fn acknowledge(request: &Request, outcome: Result<String, String>, now: &Time) -> RequestAck {
     let (result, message) = match outcome {
         Ok(m) => ("Done", m),
         Err(m) => ("Refused", m),
     };
-    let ack = RequestAck {
+    RequestAck {
         id: request.id.clone(),
         action: request.action.as_str().into(),
         result: result.into(),
         message,
         at: now.clone(),
-    };
-    (ack, effects)
+    }
 }
 
 /// Which earlier revision a rollback returns to: one promoted before (from the history), or the

@@ -23,7 +23,7 @@ use super::{
     batching::Batcher,
     identity::Identity,
     model::{Computed, Model, RunError},
-    observe::ServeMetrics,
+    observe::{ServeMetrics, profile::BaselineProfile},
     protocol::{self, HEADER_CONTENT_LENGTH, InferRequest, ResponseOutput, ServerMetadata},
     validate::{self, Prepared},
 };
@@ -47,6 +47,9 @@ pub struct AppState {
     pub metrics: ServeMetrics,
     /// Headers naming this pod and revision, added to every response.
     pub identity: Identity,
+    /// The baseline profile the drift windows are binned by (`--baseline-profile`), served at
+    /// `/v2/models/<name>/profile` so the operator compares the windows with the same file.
+    pub profile: Option<BaselineProfile>,
 }
 
 impl AppState {
@@ -125,6 +128,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(infer_version),
         )
         .route("/v2/models/{name}/feedback", post(feedback))
+        .route("/v2/models/{name}/profile", get(profile))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(axum::middleware::map_response(stamp))
@@ -199,6 +203,19 @@ fn metadata_response(state: &AppState, name: &str, version: Option<&str>) -> Res
     match resolve(state, name, version) {
         Ok(served) => Json(served.model.info.metadata()).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// The baseline profile this server bins live inputs by; 404 without one.
+async fn profile(State(state): Shared, Path(name): Path<String>) -> Response {
+    if name != state.model_name {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("unknown model {name:?}"))
+            .into_response();
+    }
+    match &state.profile {
+        Some(p) => Json(p).into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "this server has no baseline profile")
+            .into_response(),
     }
 }
 

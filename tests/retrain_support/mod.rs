@@ -1,0 +1,278 @@
+//! Support for the retraining end-to-end tests: a local S3-compatible store (moto) on the node's
+//! bridge address — pods read models from it and the retraining Job writes there —, iris-like
+//! data sets generated with a seed (as trained on, with shifted inputs, with changed labels), the
+//! first model made by the example training script itself, and a ModelDeployment that monitors
+//! and retrains with that script.
+//!
+//! A test file using it declares `mod common; mod real_support; mod serve_support;
+//! mod canary_support; mod retrain_support;`.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{batch::v1::Job, core::v1::Secret};
+use kube::api::{ListParams, PostParams};
+use modelpilot::{api::ModelDeployment, retrain::result::JobResult};
+use serde_json::{Value, json};
+
+use crate::{
+    canary_support::MODEL_NAME,
+    common::TestNamespace,
+    real_support::NODE_IP,
+    serve_support::{python, repo},
+};
+
+/// The Secret that points servers and Jobs at the [`Store`].
+pub const STORE_SECRET: &str = "store-s3";
+
+const AWS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "modelpilot-test"),
+    ("AWS_SECRET_ACCESS_KEY", "modelpilot-test"),
+    ("AWS_REGION", "us-east-1"),
+];
+
+/// A moto S3 server on the node's bridge address (reachable from pods and from the host).
+pub struct Store {
+    child: Child,
+    pub endpoint: String,
+    pub dir: PathBuf,
+}
+
+impl Store {
+    /// Starts moto with buckets `models` and `data`; the data sets are written to
+    /// `data/iris/{train,shifted,relabelled}.csv` there and in [`Store::dir`].
+    pub fn start(name: &str) -> Store {
+        let port = TcpListener::bind((NODE_IP, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port on the node bridge (is the cluster up? make cluster-up)")
+            .port();
+        let child = Command::new(python())
+            .args(["-m", "moto.server", "-H", NODE_IP, "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto server");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("retrain-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("data dir");
+        let store = Store {
+            child,
+            endpoint: format!("http://{NODE_IP}:{port}"),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // Up once it answers: polled, there is nothing to watch.
+        while !store.answers() {
+            assert!(Instant::now() < deadline, "moto server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        store.python(DATA, &[&store.dir.display().to_string()]);
+        store
+    }
+
+    fn answers(&self) -> bool {
+        std::net::TcpStream::connect_timeout(
+            &self
+                .endpoint
+                .trim_start_matches("http://")
+                .parse()
+                .expect("addr"),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+    }
+
+    /// Runs Python with `s3` (boto3 on this store) and `endpoint` defined; returns stdout.
+    pub fn python(&self, script: &str, args: &[&str]) -> String {
+        let prelude = "import boto3, json, sys\nendpoint = sys.argv[1]\n\
+                       s3 = boto3.client('s3', endpoint_url=endpoint)\n";
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(format!("{prelude}{script}"))
+            .arg(&self.endpoint)
+            .args(args)
+            .envs(AWS)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A local copy of a data set (`train`, `shifted` or `relabelled`) for the load generator.
+    pub fn csv(&self, set: &str) -> PathBuf {
+        self.dir.join(format!("{set}.csv"))
+    }
+
+    /// Trains the first model with the example script, as a host process, into
+    /// `s3://models/iris/v1/`.
+    pub fn first_model(&self) -> JobResult {
+        let log = self.dir.join("v1.termination-log");
+        let out = Command::new(python())
+            .arg(repo().join("examples/retraining/train.py"))
+            .args(["--data", "s3://data/iris/train.csv", "--label", "species"])
+            .args(["--version", "v1", "--output-uri", "s3://models/iris/v1/"])
+            .arg("--profile-bin")
+            .arg(env!("CARGO_BIN_EXE_modelpilot"))
+            .arg("--termination-log")
+            .arg(&log)
+            .envs(AWS)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .output()
+            .expect("run train.py");
+        assert!(
+            out.status.success(),
+            "train.py v1 failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let message = std::fs::read_to_string(&log).expect("v1 termination message");
+        modelpilot::retrain::result::parse_result(&message).expect("v1 result")
+    }
+
+    /// The Secret data for servers and Jobs.
+    pub fn secret_data(&self) -> BTreeMap<String, String> {
+        AWS.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([("AWS_ENDPOINT_URL".to_string(), self.endpoint.clone())])
+            .collect()
+    }
+
+    /// Creates [`STORE_SECRET`] in `ns`.
+    pub async fn create_secret(&self, ns: &TestNamespace) {
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(STORE_SECRET.into()),
+                ..Default::default()
+            },
+            string_data: Some(self.secret_data()),
+            ..Default::default()
+        };
+        ns.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create the store Secret");
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Three Gaussian classes shaped like iris (labels 0, 1, 2), 200 rows each, seeded:
+/// `train` as the first model learns it; `shifted`: petal length +1.5 cm and width +0.6 cm
+/// (covariate drift: the inputs move, the labels follow the new shapes); `relabelled`: the
+/// same inputs, class 2 now labelled 1 (concept drift: only labels reveal it).
+const DATA: &str = r#"
+import csv, io, numpy as np
+out = sys.argv[2]
+rng = np.random.default_rng(7)
+means = np.array([[5.0, 3.4, 1.5, 0.25], [5.9, 2.8, 4.3, 1.3], [6.6, 3.0, 5.6, 2.0]])
+sd = np.array([0.35, 0.3, 0.25, 0.12])
+def make(seed):
+    r = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c in range(3):
+        xs.append(means[c] + sd * r.standard_normal((200, 4)))
+        ys += [c] * 200
+    # Shuffled: the load generator sends rows in file order, and any run of them must look
+    # like the whole set.
+    order = r.permutation(600)
+    return np.vstack(xs)[order], np.array(ys)[order]
+sets = {}
+x, y = make(1); sets["train"] = (x, y)
+x, y = make(2); sets["calm"] = (x, y)
+x, y = make(3); x = x + np.array([0.0, 0.0, 1.5, 0.6]); sets["shifted"] = (x, y)
+x, y = make(4); sets["relabelled"] = (x, np.where(y == 2, 1, y))
+s3.create_bucket(Bucket="models"); s3.create_bucket(Bucket="data")
+for name, (x, y) in sets.items():
+    buf = io.StringIO(); w = csv.writer(buf)
+    w.writerow(["sepal_length", "sepal_width", "petal_length", "petal_width", "species"])
+    for row, label in zip(x, y):
+        w.writerow([f"{v:.3f}" for v in row] + [int(label)])
+    text = buf.getvalue()
+    open(f"{out}/{name}.csv", "w").write(text)
+    s3.put_object(Bucket="data", Key=f"iris/{name}.csv", Body=text.encode())
+"#;
+
+/// A ModelDeployment of the first model with monitoring every 10 s, the rollout `rollout` and a
+/// retraining Job running the example script on `data` with `extra` arguments.
+pub fn watched(
+    name: &str,
+    v1: &JobResult,
+    rollout: Value,
+    monitoring: Value,
+    retraining: Value,
+    data: &str,
+    extra: &[&str],
+) -> ModelDeployment {
+    let mut args = vec![
+        repo()
+            .join("examples/retraining/train.py")
+            .display()
+            .to_string(),
+        "--data".into(),
+        format!("s3://data/iris/{data}.csv"),
+        "--label".into(),
+        "species".into(),
+        "--profile-bin".into(),
+        env!("CARGO_BIN_EXE_modelpilot").into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut retraining_spec = json!({
+        "outputUri": "s3://models/retrain",
+        "template": {"spec": {"containers": [{
+            "name": "train", "image": "python:3.11", "command": ["python3"], "args": args,
+        }]}},
+    });
+    merge(&mut retraining_spec, retraining);
+    serde_json::from_value(json!({
+        "apiVersion": "modelpilot.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {
+                "name": MODEL_NAME, "uri": v1.model_uri, "sha256": v1.sha256,
+                "version": "v1", "profile": v1.profile_uri, "credentialsSecret": STORE_SECRET,
+            },
+            "replicas": 1,
+            "rollout": rollout,
+            "monitoring": monitoring,
+            "retraining": retraining_spec,
+        }
+    }))
+    .expect("ModelDeployment")
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
+
+/// This ModelDeployment's retraining Jobs.
+pub async fn jobs(ns: &TestNamespace, name: &str) -> Vec<Job> {
+    ns.api::<Job>()
+        .list(&ListParams::default().labels(&format!("modelpilot.io/retrain-of={name}")))
+        .await
+        .expect("list Jobs")
+        .items
+}
+
+/// A data set's path, checked.
+pub fn exists(path: &Path) -> &Path {
+    assert!(path.exists(), "{} missing", path.display());
+    path
+}
