@@ -216,7 +216,22 @@ fn rollout_status() -> Value {
              "message": "error-rate 0.2 > 0.01"},
             {"revision": {"name": "aaaaaaaaaa", "uri": "s3://models/iris/1/model.onnx", "version": "v1"},
              "outcome": "Promoted", "at": "2025-01-01T08:00:00Z", "reason": "StepsComplete"}
-        ]
+        ],
+        "monitoring": {
+            "revision": "aaaaaaaaaa", "lastEvaluation": "2025-01-01T11:59:00Z", "evaluations": 7,
+            "drift": {"drift": true, "recent": [true, true], "persistent": true,
+                      "driftedFeatures": ["petal_length"],
+                      "features": [{"name": "petal_length", "method": "KS", "statistic": 0.3,
+                                    "pValue": 0.0001, "threshold": 0.0125, "samples": 400,
+                                    "drift": true}]}
+        },
+        "retraining": {"lastId": 1, "history": [{
+            "id": 1, "phase": "AwaitingApproval", "outputUri": "s3://out/iris/1/",
+            "from": {"revision": "aaaaaaaaaa", "uri": "s3://models/iris/1/model.onnx"},
+            "trigger": {"reason": "Drift", "at": "2025-01-01T11:59:00Z",
+                        "windowStart": "2025-01-01T11:57:00Z", "windowEnd": "2025-01-01T11:59:00Z",
+                        "features": ["petal_length"], "detail": "drift in 2 of the last 2 windows"}
+        }]}
     })
 }
 
@@ -240,6 +255,10 @@ async fn status_and_history_print_the_status() {
             "canary 0.0125  stable 0.5  samples 160  Successful",
             "Last request: pause Done: paused at step 2; at 2025-01-01T11:58:00Z (",
             "), id r-1",
+            "Monitoring:   revision aaaaaaaaaa, 7 evaluation(s), last 2025-01-01T11:59:00Z (",
+            "  drift:      drifted: petal_length (400 samples); 2 of the last 2 windows drifted, persistent (Drifted)",
+            "Retraining:   #1 AwaitingApproval: Drift (petal_length) at 2025-01-01T11:59:00Z (",
+            "waiting for `kubectl modelpilot approve iris`",
         ] {
             assert!(status.contains(want), "missing {want:?} in\n{status}");
         }
@@ -253,6 +272,18 @@ async fn status_and_history_print_the_status() {
         assert!(rows[2].starts_with("- ") && rows[2].contains("RolledBack"), "{history}");
         assert!(rows[3].starts_with("1 ") && rows[3].contains("v0"), "{history}");
         assert!(history.contains("error-rate 0.2 > 0.01"), "{history}");
+        let retraining = history
+            .split("\nRetraining:\n")
+            .nth(1)
+            .unwrap_or_default();
+        let retraining: Vec<&str> = retraining.lines().collect();
+        assert!(retraining[0].starts_with("ID  TRIGGER"), "{history}");
+        assert!(
+            retraining[1].starts_with("1   Drift (petal_length)")
+                && retraining[1].contains("AwaitingApproval")
+                && retraining[1].ends_with("waiting for `kubectl modelpilot approve iris`"),
+            "{history}"
+        );
 
         // rollback by stable index and by name; an index past the history is refused locally.
         let out = output(plugin(&ns, &["rollback", NAME, "--to-revision", "1", "--no-wait"])).await;

@@ -4,11 +4,18 @@
 //! Indexes count stable revisions only: 0 is the current stable revision, 1 the one promoted
 //! before it, and so on. Rolled-back and superseded candidates get no index (roll back to one by
 //! its revision name).
+//!
+//! Below the rollouts, the retraining history (`status.retraining`) gets its own table: each
+//! trigger, its Job, the candidate it produced and what became of it, so "why is there a new
+//! model?" and "why did retraining not help?" are answered in the same place.
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::render::{table, when};
-use crate::api::{HistoryEntry, ModelDeployment, ModelDeploymentStatus, Outcome};
+use super::render::{feature_list, table, when};
+use crate::api::{
+    HistoryEntry, ModelDeployment, ModelDeploymentStatus, Outcome, RetrainPhase, RetrainRecord,
+    RetrainingStatus, Trigger,
+};
 
 /// Longest argument of `--to-revision` read as an index (revision names have 10 characters).
 const MAX_INDEX_DIGITS: usize = 4;
@@ -176,7 +183,99 @@ pub fn render_history(mdep: &ModelDeployment, now: Timestamp) -> String {
         ),
         None => out.push_str("No stable revision yet.\n"),
     }
+    out.push_str(&render_retraining(name, status.retraining.as_ref(), now));
     out
+}
+
+/// Features a trigger names in the history table before `+N more`.
+const TRIGGER_FEATURES: usize = 3;
+
+/// The retraining table of the ModelDeployment `name`, newest first, after a blank line and a
+/// `Retraining:` heading; empty when nothing was ever triggered.
+pub fn render_retraining(
+    name: &str,
+    retraining: Option<&RetrainingStatus>,
+    now: Timestamp,
+) -> String {
+    let records = retraining.map(|r| r.history.as_slice()).unwrap_or_default();
+    if records.is_empty() {
+        return String::new();
+    }
+    let header = [
+        "ID",
+        "TRIGGER",
+        "WHEN",
+        "JOB",
+        "PHASE",
+        "CANDIDATE",
+        "MESSAGE",
+    ];
+    let body = records.iter().rev().map(|r| {
+        vec![
+            r.id.to_string(),
+            trigger_text(&r.trigger, TRIGGER_FEATURES),
+            when(&r.trigger.at, now),
+            r.job.clone().unwrap_or_else(|| "-".into()),
+            retrain_phase_str(r.phase).into(),
+            candidate_text(r).unwrap_or_else(|| "-".into()),
+            retrain_message(name, r),
+        ]
+    });
+    format!("\nRetraining:\n{}", table(&header, body))
+}
+
+/// `Drift (petal_length, petal_width)`: the reason, and the features it names, if any.
+pub(super) fn trigger_text(trigger: &Trigger, max_features: usize) -> String {
+    let reason = trigger.reason.as_str();
+    if trigger.features.is_empty() {
+        reason.into()
+    } else {
+        format!(
+            "{reason} ({})",
+            feature_list(&trigger.features, max_features)
+        )
+    }
+}
+
+/// The model a retraining's Job produced: `v3 s3://models/iris/3/model.onnx`, or the URI alone
+/// when the Job named no version; `None` before the Job reported.
+pub(super) fn candidate_text(record: &RetrainRecord) -> Option<String> {
+    let result = record.result.as_ref()?;
+    Some(match &result.version {
+        Some(version) => format!("{version} {}", result.model_uri),
+        None => result.model_uri.clone(),
+    })
+}
+
+/// What the record says about itself; before it has a message, the approval it waits for or
+/// the finding that started it.
+fn retrain_message(name: &str, record: &RetrainRecord) -> String {
+    if !record.message.is_empty() {
+        return record.message.clone();
+    }
+    if record.phase == RetrainPhase::AwaitingApproval {
+        return approve_hint(name);
+    }
+    record.trigger.detail.clone()
+}
+
+/// `waiting for `kubectl modelpilot approve NAME``.
+pub(super) fn approve_hint(name: &str) -> String {
+    format!("waiting for `kubectl modelpilot approve {name}`")
+}
+
+/// The phase as status spells it.
+pub(super) fn retrain_phase_str(phase: RetrainPhase) -> &'static str {
+    match phase {
+        RetrainPhase::AwaitingApproval => "AwaitingApproval",
+        RetrainPhase::Running => "Running",
+        RetrainPhase::Candidate => "Candidate",
+        RetrainPhase::Promoted => "Promoted",
+        RetrainPhase::RolledBack => "RolledBack",
+        RetrainPhase::Failed => "Failed",
+        RetrainPhase::TimedOut => "TimedOut",
+        RetrainPhase::Superseded => "Superseded",
+    }
 }
 
 /// The outcome as the table prints it.

@@ -6,7 +6,8 @@ use serde_json::json;
 use super::*;
 use crate::{
     api::RolloutRevision,
-    plugin::fixtures::{bare, now, paused},
+    api::{RetrainingStatus, TriggerReason},
+    plugin::fixtures::{bare, now, paused, retrained, retraining},
 };
 
 fn entry(name: &str, outcome: Outcome) -> HistoryEntry {
@@ -134,5 +135,158 @@ fn to_revision_resolution() {
     for (arg, status, want) in cases {
         let want = want.map(str::to_string);
         assert_eq!(resolve_revision(arg, status), want, "{arg}");
+    }
+}
+
+#[test]
+fn retraining_follows_the_rollouts_newest_first() {
+    let want = "\
+INDEX  REVISION    VERSION  OUTCOME     WHEN                             REASON          MESSAGE
+0*     aaaaaaaaaa  v1       Promoted    2025-01-01T08:00:00Z (4h0m ago)  StepsComplete
+-      bbbbbbbbbb  -        RolledBack  2024-12-31T10:00:00Z (1d2h ago)  AnalysisFailed  error-rate 0.2 > 0.01
+1      0000000000  v0       Promoted    2024-12-30T09:00:00Z (2d3h ago)  StepsComplete
+* current stable. Roll back with `rollback NAME --to-revision INDEX|REVISION`.
+
+Retraining:
+ID  TRIGGER                            WHEN                              JOB             PHASE       CANDIDATE                         MESSAGE
+3   Drift (petal_length, petal_width)  2025-01-01T11:40:00Z (20m0s ago)  iris-retrain-3  Candidate   v2 s3://models/iris/2/model.onnx  candidate s3://models/iris/2/model.onnx
+2   AccuracyDegraded                   2024-12-31T09:00:00Z (1d3h ago)   iris-retrain-2  RolledBack  s3://models/iris/x/model.onnx     rolled back (AnalysisFailed): error-rate 0.2 > 0.01
+1   Drift (petal_length)               2024-12-31T06:00:00Z (1d6h ago)   iris-retrain-1  Failed      -                                 Job failed (BackoffLimitExceeded): Job has reached the specified backoff limit
+";
+    assert_eq!(render_history(&retrained(), now()), want);
+}
+
+#[test]
+fn no_retraining_section_without_records() {
+    let empty = RetrainingStatus::default();
+    for (case, retraining) in [("no status", None), ("no records", Some(&empty))] {
+        assert_eq!(render_retraining("iris", retraining, now()), "", "{case}");
+    }
+    assert!(!render_history(&paused(), now()).contains("Retraining"));
+}
+
+/// One record at a time, in each phase: the cells that change with it (JOB to MESSAGE).
+#[test]
+fn a_record_in_each_phase() {
+    let base: RetrainingStatus = serde_json::from_value(retraining()).unwrap();
+    let Some(newest) = base.history.last().cloned() else {
+        panic!("fixture has records")
+    };
+    let v2 = "v2 s3://models/iris/2/model.onnx";
+    type Case<'a> = (&'a str, RetrainPhase, bool, &'a str, [&'a str; 4]);
+    let cases: [Case; 6] = [
+        (
+            "awaiting approval: no Job yet, the approval it waits for",
+            RetrainPhase::AwaitingApproval,
+            false,
+            "",
+            [
+                "-",
+                "AwaitingApproval",
+                "-",
+                "waiting for `kubectl modelpilot approve iris`",
+            ],
+        ),
+        (
+            "running: the finding that started it",
+            RetrainPhase::Running,
+            false,
+            "",
+            [
+                "iris-retrain-3",
+                "Running",
+                "-",
+                "drift in 2 of the last 3 windows",
+            ],
+        ),
+        (
+            "a candidate",
+            RetrainPhase::Candidate,
+            true,
+            "candidate s3://models/iris/2/model.onnx",
+            [
+                "iris-retrain-3",
+                "Candidate",
+                v2,
+                "candidate s3://models/iris/2/model.onnx",
+            ],
+        ),
+        (
+            "timed out",
+            RetrainPhase::TimedOut,
+            false,
+            "Job failed (DeadlineExceeded): too long",
+            [
+                "iris-retrain-3",
+                "TimedOut",
+                "-",
+                "Job failed (DeadlineExceeded): too long",
+            ],
+        ),
+        (
+            "promoted",
+            RetrainPhase::Promoted,
+            true,
+            "promoted",
+            ["iris-retrain-3", "Promoted", v2, "promoted"],
+        ),
+        (
+            "superseded",
+            RetrainPhase::Superseded,
+            true,
+            "superseded by a newer spec",
+            [
+                "iris-retrain-3",
+                "Superseded",
+                v2,
+                "superseded by a newer spec",
+            ],
+        ),
+    ];
+    for (case, phase, has_result, message, want) in cases {
+        let mut record = newest.clone();
+        record.phase = phase;
+        record.message = message.into();
+        if phase == RetrainPhase::AwaitingApproval {
+            record.job = None;
+        }
+        if !has_result {
+            record.result = None;
+        }
+        let status = RetrainingStatus {
+            last_id: 3,
+            history: vec![record],
+        };
+        let out = render_retraining("iris", Some(&status), now());
+        let row = out.lines().nth(3).unwrap_or_default();
+        let cells: Vec<&str> = row
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(cells.get(3..), Some(&want[..]), "{case}\n{out}");
+    }
+}
+
+#[test]
+fn triggers_name_a_few_features() {
+    let base: RetrainingStatus = serde_json::from_value(retraining()).unwrap();
+    let Some(mut trigger) = base.history.last().map(|r| r.trigger.clone()) else {
+        panic!("fixture has records")
+    };
+    let cases: [(&[&str], TriggerReason, &str); 4] = [
+        (&[], TriggerReason::AccuracyDegraded, "AccuracyDegraded"),
+        (&[], TriggerReason::PredictionShift, "PredictionShift"),
+        (&["a", "b", "c"], TriggerReason::Drift, "Drift (a, b, c)"),
+        (
+            &["a", "b", "c", "d", "e"],
+            TriggerReason::Drift,
+            "Drift (a, b, c, +2 more)",
+        ),
+    ];
+    for (features, reason, want) in cases {
+        trigger.reason = reason;
+        trigger.features = features.iter().map(|f| f.to_string()).collect();
+        assert_eq!(trigger_text(&trigger, TRIGGER_FEATURES), want);
     }
 }

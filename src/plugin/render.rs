@@ -1,11 +1,17 @@
 //! `kubectl modelpilot status`: the rollout state a person needs at a glance, rendered from the
 //! object alone (status plus `spec.rollout.steps`), as a pure function of the object and the
 //! current time so fixtures test it exactly.
+//!
+//! With `spec.monitoring` and `spec.retraining` it adds a few lines below the rollout: the last
+//! evaluation of the stable revision (drift, prediction shift, accuracy on feedback) and the
+//! retraining in flight, or the last one; `kubectl modelpilot history` has the full story.
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
+use super::history::{approve_hint, candidate_text, retrain_phase_str, trigger_text};
 use crate::api::{
-    MeasurementVerdict, MetricStatus, ModelDeployment, ModelDeploymentStatus, Phase, RequestAck,
+    AccuracyStatus, DistributionStatus, MeasurementVerdict, MetricStatus, ModelDeployment,
+    ModelDeploymentStatus, MonitoringStatus, Phase, RequestAck, RetrainPhase, RetrainingStatus,
     RolloutPhase, RolloutRevision, RolloutStatus, RolloutStep,
 };
 
@@ -41,6 +47,16 @@ pub fn render_status(mdep: &ModelDeployment, now: Timestamp) -> String {
     match &status.rollout {
         Some(rollout) => rollout_lines(&mut lines, rollout, steps, now),
         None => lines.push(line("Canary", "none".into())),
+    }
+    if let Some(monitoring) = &status.monitoring {
+        monitoring_lines(&mut lines, monitoring, now);
+    }
+    if let Some(text) = status
+        .retraining
+        .as_ref()
+        .and_then(|r| retraining(name, r, now))
+    {
+        lines.push(line("Retraining", text));
     }
     lines.push(String::new());
     lines.join("\n")
@@ -133,6 +149,172 @@ fn metric_lines(lines: &mut Vec<String>, metric: &MetricStatus, now: Timestamp) 
     }
 }
 
+/// Features the status names in a drift line before `+N more`.
+const STATUS_FEATURES: usize = 5;
+
+/// `Monitoring:` and one line per check that ran: drift, prediction shift, accuracy on feedback.
+fn monitoring_lines(lines: &mut Vec<String>, m: &MonitoringStatus, now: Timestamp) {
+    let last = m.last_evaluation.as_ref().map_or_else(
+        || "no evaluation yet".to_string(),
+        |at| format!("last {}", when(at, now)),
+    );
+    lines.push(line(
+        "Monitoring",
+        format!(
+            "revision {}, {} evaluation(s), {last}",
+            m.revision, m.evaluations
+        ),
+    ));
+    if !m.message.is_empty() {
+        lines.push(line("  not run", m.message.clone()));
+    }
+    if let Some(drift) = &m.drift {
+        lines.push(line("  drift", distribution(drift, Finding::Drift)));
+    }
+    if let Some(prediction) = &m.prediction {
+        lines.push(line(
+            "  prediction",
+            distribution(prediction, Finding::Shift),
+        ));
+    }
+    if let Some(accuracy) = &m.accuracy {
+        lines.push(line("  feedback", feedback(accuracy)));
+    }
+}
+
+/// Which distribution check a line describes.
+#[derive(Clone, Copy)]
+enum Finding {
+    /// Input drift (names its features; its condition is `Drifted`).
+    Drift,
+    /// Prediction shift.
+    Shift,
+}
+
+/// `drifted: petal_length (1200 samples); 2 of the last 3 windows drifted, persistent (Drifted)`.
+fn distribution(d: &DistributionStatus, finding: Finding) -> String {
+    let (word, past, condition) = match finding {
+        Finding::Drift => ("drift", "drifted", " (Drifted)"),
+        Finding::Shift => ("shift", "shifted", ""),
+    };
+    let mut text = match d.drift {
+        Some(true) if matches!(finding, Finding::Drift) && !d.drifted_features.is_empty() => {
+            format!(
+                "{past}: {}",
+                feature_list(&d.drifted_features, STATUS_FEATURES)
+            )
+        }
+        Some(true) => past.into(),
+        Some(false) => format!("no {word}"),
+        None => "no verdict (too few samples)".into(),
+    };
+    if let Some(samples) = d.features.iter().map(|f| f.samples).max() {
+        text.push_str(&format!(" ({samples} samples)"));
+    }
+    text.push_str(&recent(&d.recent, past, d.persistent, condition));
+    text
+}
+
+/// `accuracy 0.81 vs 0.95 at promotion (200 labels); 2 of the last 3 windows degraded, …`.
+fn feedback(a: &AccuracyStatus) -> String {
+    let mut text = match a.value {
+        Some(v) => format!("{} {}", a.metric, value(Some(v))),
+        None => format!("{} no verdict", a.metric),
+    };
+    if let Some(at_promotion) = a.at_promotion {
+        text.push_str(&format!(" vs {} at promotion", value(Some(at_promotion))));
+    }
+    text.push_str(&format!(" ({} labels)", a.labels));
+    text.push_str(&recent(
+        &a.recent,
+        "degraded",
+        a.persistent,
+        " (AccuracyDegraded)",
+    ));
+    text
+}
+
+/// `; 2 of the last 3 windows drifted, persistent (Drifted)`; empty before any verdict.
+fn recent(verdicts: &[bool], past: &str, persistent: bool, condition: &str) -> String {
+    if verdicts.is_empty() {
+        return String::new();
+    }
+    let found = verdicts.iter().filter(|v| **v).count();
+    let mut text = match verdicts.len() {
+        1 => format!("; {found} of the last window {past}"),
+        n => format!("; {found} of the last {n} windows {past}"),
+    };
+    if persistent {
+        text.push_str(&format!(", persistent{condition}"));
+    }
+    text
+}
+
+/// The retraining in flight (there is at most one), else the last one that finished; `None`
+/// before the first trigger.
+fn retraining(name: &str, r: &RetrainingStatus, now: Timestamp) -> Option<String> {
+    let record = r
+        .history
+        .iter()
+        .rev()
+        .find(|r| !r.phase.finished())
+        .or(r.history.last())?;
+    let id = record.id;
+    let phase = retrain_phase_str(record.phase);
+    let trigger = trigger_text(&record.trigger, STATUS_FEATURES);
+    let job = record
+        .job
+        .as_deref()
+        .map_or_else(|| "no Job yet".to_string(), |job| format!("Job {job}"));
+    Some(match record.phase {
+        RetrainPhase::AwaitingApproval => format!(
+            "#{id} {phase}: {trigger} at {}; {}",
+            when(&record.trigger.at, now),
+            approve_hint(name)
+        ),
+        RetrainPhase::Running => match &record.started_at {
+            Some(started) => format!(
+                "#{id} {phase}: {job} since {}; {trigger}",
+                when(started, now)
+            ),
+            None => format!("#{id} {phase}: {job}; {trigger}"),
+        },
+        RetrainPhase::Candidate => format!(
+            "#{id} {phase}: {} from {job}, in the rollout; {trigger}",
+            candidate_text(record).unwrap_or_else(|| "the result".into())
+        ),
+        _ => {
+            let at = record
+                .finished_at
+                .as_ref()
+                .map_or_else(String::new, |at| format!(" {}", when(at, now)));
+            let said = if record.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", record.message)
+            };
+            format!("last #{id} {phase}{at}{said}")
+        }
+    })
+}
+
+/// Names joined by `, `, at most `max` of them, then `+N more`.
+///
+/// ```
+/// use modelpilot::plugin::render::feature_list;
+///
+/// let names = ["a", "b", "c", "d"].map(String::from);
+/// assert_eq!(feature_list(&names, 4), "a, b, c, d");
+/// assert_eq!(feature_list(&names, 2), "a, b, +2 more");
+/// ```
+pub fn feature_list(names: &[String], max: usize) -> String {
+    let mut shown: Vec<String> = names.iter().take(max).cloned().collect();
+    if names.len() > max {
+        shown.push(format!("+{} more", names.len() - max));
+    }
+    shown.join(", ")
+}
+
 /// `status.stable`, or the spec's revision while no rollout has recorded a stable one.
 fn stable_revision(status: &ModelDeploymentStatus) -> String {
     match (&status.stable, &status.revision) {
@@ -159,7 +341,7 @@ fn stable_revision(status: &ModelDeploymentStatus) -> String {
 ///     uri: "s3://models/iris/2/model.onnx".into(),
 ///     sha256: Some("1a2b3c4d5e6f7a8b9c0d".into()),
 ///     version: Some("v2".into()),
-///     signature: None,
+///     ..Default::default()
 /// };
 /// assert_eq!(revision(&r), "v2 (revision 7f9a0c1d2e) s3://models/iris/2/model.onnx sha256:1a2b3c4d5e6f");
 /// ```
