@@ -276,7 +276,7 @@ async fn a_failing_job_waits_for_approval_is_recorded_and_respects_the_cooldown(
             .finished_at
             .map(|t| t.0.as_second())
             .unwrap_or_default();
-        let next = record.trigger.window_end.0.as_second();
+        let next = record.trigger.at.0.as_second();
         assert!(
             next - ended >= cooldown,
             "second trigger {next} only {}s after {ended}",

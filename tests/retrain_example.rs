@@ -310,7 +310,7 @@ fn holds(full: &serde_json::Value, part: &serde_json::Value, at: &str) -> Result
 #[test]
 fn the_example_manifest_reads_back() {
     use modelpilot::api::ModelDeployment;
-    let path = repo().join("examples/retraining/modeldeployment.yaml");
+    let path = repo().join("examples/retraining.yaml");
     let text = std::fs::read_to_string(&path).expect("read the example");
     let doc: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
     let mdep: ModelDeployment = serde_json::from_value(doc.clone())

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::snapshot::{Buckets, Counts};
-use crate::{api::Score, serve::observe::drift::PSI_EPSILON};
+use crate::api::Score;
 
 /// A value and the samples behind it.
 pub type Valued = Option<(f64, i64)>;
@@ -255,7 +255,7 @@ pub fn input_drift(c: &Counts) -> Result<Valued, &'static str> {
 }
 
 /// Population stability index of a live histogram against baseline shares with the same
-/// bins: `Σ (a − e)·ln(a/e)`, both shares floored at [`PSI_EPSILON`] (as the server's gauge).
+/// bins: `Σ (a − e)·ln(a/e)`, both shares floored at [`crate::drift::stats::PSI_EPSILON`] (as the server's gauge).
 /// `None` when the bins differ or nothing was observed.
 ///
 /// Worked example: baseline `[0.5, 0.5]`, live counts `[75, 25]` → 0.25·ln 1.5 + 0.25·ln 2
@@ -264,21 +264,20 @@ pub fn psi(baseline: &[(f64, f64)], live: &Buckets) -> Option<f64> {
     if !live.same_le(baseline) {
         return None;
     }
-    let bins = live.per_bin();
-    let total: f64 = bins.iter().sum();
-    if total <= 0.0 || !total.is_finite() {
-        return None;
-    }
-    let value = baseline
+    // Counter differences: whole numbers (rounded against float noise), never negative.
+    let counts: Vec<u64> = live
+        .per_bin()
         .iter()
-        .zip(&bins)
-        .map(|((_, e), n)| {
-            let e = e.max(PSI_EPSILON);
-            let a = (n / total).max(PSI_EPSILON);
-            (a - e) * (a / e).ln()
+        .map(|n| {
+            if n.is_finite() && *n > 0.0 {
+                n.round() as u64
+            } else {
+                0
+            }
         })
-        .sum();
-    Some(value)
+        .collect();
+    let shares: Vec<f64> = baseline.iter().map(|(_, e)| *e).collect();
+    crate::drift::stats::psi(&shares, &counts)
 }
 
 #[cfg(test)]

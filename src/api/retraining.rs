@@ -134,9 +134,11 @@ impl RetrainPhase {
 pub struct Trigger {
     /// Why.
     pub reason: TriggerReason,
-    /// Start of the evaluation window that fired.
+    /// When the trigger was recorded (the daily budget and the cooldown count from here).
+    pub at: Time,
+    /// Start of the evaluation windows that found it (the recent windows of the finding).
     pub window_start: Time,
-    /// End of that window (when the trigger was recorded).
+    /// End of the last of them (the evaluation that made the finding persist).
     pub window_end: Time,
     /// Features that drifted (empty for accuracy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -53,7 +53,7 @@ pub fn labels(spec: &ValidSpec, id: i64) -> BTreeMap<String, String> {
 /// # use modelpilot::build::retrain_job::environment;
 /// # let r: modelpilot::api::RetrainRecord = serde_json::from_value(serde_json::json!({
 /// #   "id": 3, "phase": "Running", "outputUri": "s3://m/retrain/iris/3/",
-/// #   "trigger": {"reason": "Drift", "windowStart": "2026-11-27T10:00:00Z",
+/// #   "trigger": {"reason": "Drift", "at": "2026-11-27T10:01:00Z", "windowStart": "2026-11-27T10:00:00Z",
 /// #               "windowEnd": "2026-11-27T10:01:00Z", "features": ["petal_width"]},
 /// #   "from": {"revision": "aaaaaaaaaa", "uri": "s3://m/iris/1.onnx", "version": "v1"}})).unwrap();
 /// let env = environment(&r, "default/iris");

@@ -222,11 +222,35 @@ async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Err
         plan.rollout.phase,
         plan.rollout.applied_weight,
     );
+    if let Some(m) = &plan.monitoring {
+        ctx.metrics
+            .monitoring(&valid.owner.namespace, &valid.owner.name, m);
+    }
+    let ended = plan
+        .transitions
+        .iter()
+        .filter_map(|t| retrain_outcome(t.reason));
+    for outcome in ended {
+        ctx.metrics
+            .retraining_ended(&valid.owner.namespace, &valid.owner.name, outcome);
+    }
     // A pod on its way to the not-ready deadline changes nothing when it gets there: look again.
     let next = pods::recheck_in(&pods, &now, deadline).map_or(plan.requeue, |left| {
         (left + Duration::from_secs(1)).min(plan.requeue)
     });
     Ok(Action::requeue(next))
+}
+
+/// The outcome a retraining event reports, for the operator's counter.
+fn retrain_outcome(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "RetrainingPromoted" => "Promoted",
+        "RetrainingRolledBack" => "RolledBack",
+        "RetrainingFailed" => "Failed",
+        "RetrainingTimedOut" => "TimedOut",
+        "RetrainingSuperseded" => "Superseded",
+        _ => return None,
+    })
 }
 
 /// The revision the spec would have with `target`'s model: a rollback's fast track.

@@ -110,6 +110,10 @@ pub async fn stage(
             .monitoring
             .as_ref()
             .filter(|m| m.revision == stable.name),
+        window_seconds: spec
+            .monitoring
+            .as_ref()
+            .map_or(60, |m| i64::from(m.interval_seconds)),
         rollout_active,
         history: &status.history,
         spec_uri: &spec.model_uri,

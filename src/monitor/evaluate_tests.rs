@@ -67,7 +67,9 @@ fn persistence_table() {
         windows: 3,
         required: 2,
     };
-    let cases: [(&[bool], Option<bool>, &[bool], bool); 6] = [
+    // (recent, verdict, recent after, persistent)
+    type Case<'a> = (&'a [bool], Option<bool>, &'a [bool], bool);
+    let cases: [Case; 6] = [
         (&[], Some(true), &[true], false),
         (&[true], Some(true), &[true, true], true),
         (&[true, false], Some(true), &[true, false, true], true),

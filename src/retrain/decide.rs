@@ -49,6 +49,8 @@ pub struct Inputs<'a> {
     /// The stable revision (what a retraining starts from).
     pub stable: &'a RolloutRevision,
     pub monitoring: Option<&'a MonitoringStatus>,
+    /// Seconds one monitoring window covers (`monitoring.intervalSeconds`).
+    pub window_seconds: i64,
     /// A candidate is being rolled out (checking, progressing, paused or promoting).
     pub rollout_active: bool,
     /// The rollout history (where a candidate's outcome is read).
@@ -139,17 +141,18 @@ fn due_trigger(old: &RetrainingStatus, i: &Inputs<'_>) -> Option<Trigger> {
     let recent = old
         .history
         .iter()
-        .filter(|r| seconds(&r.trigger.window_end) > day_ago)
+        .filter(|r| seconds(&r.trigger.at) > day_ago)
         .count();
     if recent >= usize::try_from(i.spec.max_per_day).unwrap_or(0) {
         return None;
     }
-    let window_start = m.last_evaluation.clone().unwrap_or_else(|| i.now.clone());
+    let window_end = m.last_evaluation.clone().unwrap_or_else(|| i.now.clone());
     let fired = |reason: TriggerReason| i.spec.triggers.contains(&reason);
-    let trigger = |reason, features: Vec<String>, detail: String| Trigger {
+    let trigger = |reason, windows: usize, features: Vec<String>, detail: String| Trigger {
         reason,
-        window_start: window_start.clone(),
-        window_end: i.now.clone(),
+        at: i.now.clone(),
+        window_start: at(seconds(&window_end) - i.window_seconds * windows.max(1) as i64),
+        window_end: window_end.clone(),
         features,
         detail,
     };
@@ -161,9 +164,11 @@ fn due_trigger(old: &RetrainingStatus, i: &Inputs<'_>) -> Option<Trigger> {
             count(&dr.recent),
             dr.recent.len()
         );
+        let features = dr.drifted_features.clone();
         return Some(trigger(
             TriggerReason::Drift,
-            dr.drifted_features.clone(),
+            dr.recent.len(),
+            features,
             detail,
         ));
     }
@@ -172,7 +177,12 @@ fn due_trigger(old: &RetrainingStatus, i: &Inputs<'_>) -> Option<Trigger> {
     {
         let value = a.value.map_or("n/a".into(), |v| format!("{v:.3}"));
         let detail = format!("{} {value} on {} labels", a.metric, a.labels);
-        return Some(trigger(TriggerReason::AccuracyDegraded, vec![], detail));
+        return Some(trigger(
+            TriggerReason::AccuracyDegraded,
+            a.recent.len(),
+            vec![],
+            detail,
+        ));
     }
     if let Some(p) = m.prediction.as_ref().filter(|p| p.persistent)
         && fired(TriggerReason::PredictionShift)
@@ -182,7 +192,12 @@ fn due_trigger(old: &RetrainingStatus, i: &Inputs<'_>) -> Option<Trigger> {
             count(&p.recent),
             p.recent.len()
         );
-        return Some(trigger(TriggerReason::PredictionShift, vec![], detail));
+        return Some(trigger(
+            TriggerReason::PredictionShift,
+            p.recent.len(),
+            vec![],
+            detail,
+        ));
     }
     None
 }

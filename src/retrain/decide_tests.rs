@@ -89,6 +89,7 @@ fn run(old: &RetrainingStatus, c: &Case<'_>) -> Decision {
         owner: "iris",
         stable: &stable,
         monitoring: Some(&c.monitoring),
+        window_seconds: 60,
         rollout_active: c.rollout_active,
         history: &c.history,
         spec_uri: c.spec_uri,
@@ -251,7 +252,7 @@ fn the_daily_budget_counts_triggers_of_the_last_24_hours() {
             .remove(0);
         r.id = id;
         r.phase = RetrainPhase::Failed;
-        r.trigger.window_end = at(NOW - 3600 * id);
+        r.trigger.at = at(NOW - 3600 * id);
         r.finished_at = Some(at(NOW - 3000));
         old.history.push(r);
         old.last_id = id;
@@ -260,7 +261,7 @@ fn the_daily_budget_counts_triggers_of_the_last_24_hours() {
         run(&old, &Case::default()).create_job.is_none(),
         "two in a day, budget 2"
     );
-    old.history[1].trigger.window_end = at(NOW - 90_000);
+    old.history[1].trigger.at = at(NOW - 90_000);
     assert!(
         run(&old, &Case::default()).create_job.is_some(),
         "one is older than a day"
@@ -458,7 +459,7 @@ fn the_history_is_bounded() {
             phase: RetrainPhase::Failed,
             finished_at: Some(at(NOW - 100_000)),
             trigger: Trigger {
-                window_end: at(NOW - 100_000),
+                at: at(NOW - 100_000),
                 ..template.trigger.clone()
             },
             ..template.clone()

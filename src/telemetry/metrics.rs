@@ -1,6 +1,7 @@
 //! Prometheus metrics of the operator: reconciles by result, errors by reason (the error's
 //! `reason()`), reconcile duration, whether this replica holds the leader lease, and per
-//! ModelDeployment the rollout phase, the canary weight and the analysis verdicts.
+//! ModelDeployment the rollout phase, the canary weight, the analysis verdicts, the autoscaler's
+//! decisions, what monitoring found and how retrainings ended.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,7 +11,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::api::{MeasurementVerdict, RolloutPhase};
+use crate::api::{MeasurementVerdict, MonitoringStatus, RolloutPhase};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -41,6 +42,22 @@ struct TrackLabels {
     name: String,
     track: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeatureLabels {
+    namespace: String,
+    name: String,
+    feature: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    namespace: String,
+    name: String,
+    outcome: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {
@@ -85,6 +102,11 @@ pub struct ControllerMetrics {
     scale_desired: Family<TrackLabels, Gauge>,
     scale_observed: Family<TrackLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     scale_panic: Family<TrackLabels, Gauge>,
+    drifted: Family<ObjectLabels, Gauge>,
+    accuracy_degraded: Family<ObjectLabels, Gauge>,
+    accuracy: Family<ObjectLabels, FloatGauge>,
+    drift_statistic: Family<FeatureLabels, FloatGauge>,
+    retrainings: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for ControllerMetrics {
@@ -161,8 +183,43 @@ impl ControllerMetrics {
             "1 while the autoscaler is in panic mode",
             scale_panic.clone(),
         );
+        let drifted = Family::<ObjectLabels, Gauge>::default();
+        let accuracy_degraded = Family::<ObjectLabels, Gauge>::default();
+        let accuracy = Family::<ObjectLabels, FloatGauge>::default();
+        let drift_statistic = Family::<FeatureLabels, FloatGauge>::default();
+        let retrainings = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "monitoring_drifted",
+            "1 while input drift or a prediction shift persists on the stable revision",
+            drifted.clone(),
+        );
+        registry.register(
+            "monitoring_accuracy_degraded",
+            "1 while accuracy on label feedback stays degraded on the stable revision",
+            accuracy_degraded.clone(),
+        );
+        registry.register(
+            "monitoring_accuracy",
+            "The monitored score (accuracy, F1, recall or precision) over the last window",
+            accuracy.clone(),
+        );
+        registry.register(
+            "monitoring_drift_statistic",
+            "Each feature's drift statistic (KS D, chi-square, PSI or JS) in the last window",
+            drift_statistic.clone(),
+        );
+        registry.register(
+            "retrainings",
+            "Retrainings that ended, by outcome (Promoted, RolledBack, Failed, TimedOut, Superseded)",
+            retrainings.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            drifted,
+            accuracy_degraded,
+            accuracy,
+            drift_statistic,
+            retrainings,
             reconciles,
             errors,
             duration,
@@ -238,6 +295,49 @@ impl ControllerMetrics {
         self.scale_panic
             .get_or_create(&labels)
             .set(i64::from(panic));
+    }
+
+    /// Record the last monitoring evaluation of a ModelDeployment.
+    pub fn monitoring(&self, namespace: &str, name: &str, m: &MonitoringStatus) {
+        let object = ObjectLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let drifted = m.drift.as_ref().is_some_and(|d| d.persistent)
+            || m.prediction.as_ref().is_some_and(|d| d.persistent);
+        self.drifted.get_or_create(&object).set(i64::from(drifted));
+        if let Some(a) = &m.accuracy {
+            self.accuracy_degraded
+                .get_or_create(&object)
+                .set(i64::from(a.persistent));
+            if let Some(v) = a.value {
+                self.accuracy.get_or_create(&object).set(v);
+            }
+        }
+        let features = m
+            .drift
+            .iter()
+            .chain(m.prediction.iter())
+            .flat_map(|d| &d.features);
+        for f in features {
+            let labels = FeatureLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                feature: f.name.clone(),
+            };
+            self.drift_statistic.get_or_create(&labels).set(f.statistic);
+        }
+    }
+
+    /// Count a retraining that ended with `outcome`.
+    pub fn retraining_ended(&self, namespace: &str, name: &str, outcome: &str) {
+        self.retrainings
+            .get_or_create(&OutcomeLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// Count one analysis measurement.

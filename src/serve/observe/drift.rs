@@ -35,7 +35,7 @@ pub const DEFAULT_EDGES: [f64; 15] = [
 pub const DEFAULT_MAX_FEATURES: usize = 16;
 
 /// Probability floor used by [`psi`] so empty bins do not yield infinities.
-pub const PSI_EPSILON: f64 = 1e-4;
+pub use crate::drift::stats::PSI_EPSILON;
 
 /// Population stability index of the `current` bin counts against `baseline` proportions:
 /// `Σ (a_i − e_i) · ln(a_i / e_i)` with `a_i` the current share and `e_i` the baseline share,
