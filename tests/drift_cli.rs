@@ -80,18 +80,24 @@ fn modelpilot(args: &[&str]) -> std::process::Output {
         .expect("run modelpilot")
 }
 
+/// Runs `modelpilot` and asserts it succeeded (its stderr in the message); its output.
+fn modelpilot_ok(args: &[&str]) -> std::process::Output {
+    let out = modelpilot(args);
+    assert!(
+        out.status.success(),
+        "modelpilot {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
 }
 
 /// Runs `modelpilot drift` on a trial file; the dataset verdict.
 fn binary_verdict(profile: &Path, data: &Path) -> bool {
-    let out = modelpilot(&["drift", "--profile", path(profile), "--data", path(data)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = modelpilot_ok(&["drift", "--profile", path(profile), "--data", path(data)]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report JSON");
     report["drift"]
         .as_bool()
@@ -152,7 +158,7 @@ fn verdicts_have_low_false_alarms_high_power_and_agree_with_scipy() {
     let reference = dir.path().join("reference.csv");
     std::fs::write(&reference, csv(&mut rng, REFERENCE_ROWS, None)).expect("write reference");
     let profile = dir.path().join("profile.json");
-    let out = modelpilot(&[
+    modelpilot_ok(&[
         "profile",
         "--data",
         path(&reference),
@@ -161,11 +167,6 @@ fn verdicts_have_low_false_alarms_high_power_and_agree_with_scipy() {
         "--categorical",
         "c",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     // (set name, shift) per trial: no drift, 0.5 σ on x0, near the limit, far beyond it.
     let mut plan: Vec<(&str, Option<Shift>)> = Vec::new();
@@ -254,7 +255,7 @@ fn bad_input_fails_with_a_message_and_other_methods_run() {
     let data = dir.path().join("data.csv");
     std::fs::write(&data, "x,c\n1,a\n2,b\n3,a\n4,b\n").expect("write data");
     let profile = dir.path().join("profile.json");
-    let out = modelpilot(&[
+    modelpilot_ok(&[
         "profile",
         "--data",
         path(&data),
@@ -263,11 +264,6 @@ fn bad_input_fails_with_a_message_and_other_methods_run() {
         "--bins",
         "2",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&profile).expect("profile")).expect("json");
     assert_eq!(written["features"][1]["kind"], "categorical", "{written}");
@@ -277,7 +273,7 @@ fn bad_input_fails_with_a_message_and_other_methods_run() {
         "{written}"
     );
 
-    let out = modelpilot(&[
+    let out = modelpilot_ok(&[
         "drift",
         "--profile",
         path(&profile),
@@ -288,14 +284,9 @@ fn bad_input_fails_with_a_message_and_other_methods_run() {
         "--min-samples",
         "1",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
     assert_eq!(report["drift"], false, "{report}");
-    assert_eq!(report["features"][0]["method"], "Psi", "{report}");
+    assert_eq!(report["features"][0]["method"], "PSI", "{report}");
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "x,c\n1,a\nnot-a-number,b\n").expect("write bad data");

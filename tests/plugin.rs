@@ -227,7 +227,7 @@ fn rollout_status() -> Value {
         },
         "retraining": {"lastId": 1, "history": [{
             "id": 1, "phase": "AwaitingApproval", "outputUri": "s3://out/iris/1/",
-            "from": {"revision": "aaaaaaaaaa", "uri": "s3://models/iris/1/model.onnx"},
+            "from": {"name": "aaaaaaaaaa", "uri": "s3://models/iris/1/model.onnx"},
             "trigger": {"reason": "Drift", "at": "2025-01-01T11:59:00Z",
                         "windowStart": "2025-01-01T11:57:00Z", "windowEnd": "2025-01-01T11:59:00Z",
                         "features": ["petal_length"], "detail": "drift in 2 of the last 2 windows"}

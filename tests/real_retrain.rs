@@ -72,11 +72,15 @@ async fn drift_retrains_once_promotes_and_clears_even_across_an_operator_kill() 
         store.create_secret(&ns).await;
         let rollout = json!({"steps": [{"setWeight": 50}, {"pause": {"durationSeconds": 5}}],
                              "scaleDownDelaySeconds": 2});
+        // The prediction shift too (the profile's `prediction`: v1's answers on its training rows).
+        let mut monitoring = monitoring_drift();
+        monitoring["prediction"] =
+            json!({"minSamples": 100, "persistence": {"windows": 2, "required": 2}});
         let md = watched(
             "drift",
             &v1,
             rollout,
-            monitoring_drift(),
+            monitoring,
             json!({"cooldownSeconds": 600}),
             "shifted",
             &[],
@@ -115,6 +119,15 @@ async fn drift_retrains_once_promotes_and_clears_even_across_an_operator_kill() 
         .status
         .unwrap_or_default();
         assert_eq!(condition(&running, "Drifted").as_deref(), Some("True"));
+        let shift = running
+            .monitoring
+            .as_ref()
+            .and_then(|m| m.prediction.clone())
+            .unwrap_or_default();
+        assert!(
+            shift.persistent,
+            "shifted inputs shift v1's answers: {shift:#?}"
+        );
         let record = last_record(&running).cloned().expect("a retraining");
         assert_eq!(
             (record.id, record.trigger.reason),
@@ -164,6 +177,12 @@ async fn drift_retrains_once_promotes_and_clears_even_across_an_operator_kill() 
             .and_then(|m| m.drift.clone())
             .unwrap_or_default();
         assert!(!drift.persistent, "{:#?}", cleared.monitoring);
+        let shift = cleared
+            .monitoring
+            .as_ref()
+            .and_then(|m| m.prediction.clone())
+            .unwrap_or_default();
+        assert!(!shift.persistent, "{shift:#?}");
         assert_eq!(condition(&cleared, "Drifted").as_deref(), Some("False"));
         assert_eq!(cleared.retraining.map(|r| r.history.len()), Some(1));
         shifted.interrupt().await;

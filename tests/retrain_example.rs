@@ -9,91 +9,17 @@
 mod serve_support;
 
 use std::{
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Output},
 };
 
 use modelpilot::{
     retrain::result::{JobResult, parse_result},
     serve::observe::profile::BaselineProfile,
 };
-use serve_support::{http_status, python, repo};
-
-const AWS_ENV: [(&str, &str); 3] = [
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_REGION", "us-east-1"),
-];
+use serve_support::{AWS_ENV, S3, python, repo, start_s3};
 
 const FEATURES: [&str; 4] = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
-
-/// A moto S3 server on a free loopback port; killed on drop.
-struct MotoServer {
-    child: Child,
-    endpoint: String,
-}
-
-impl MotoServer {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto server");
-        let server = MotoServer {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        // Up once it answers HTTP: polled, there is nothing to watch.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http_status(&format!("{}/", server.endpoint)).is_none() {
-            assert!(Instant::now() < deadline, "moto server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    /// Runs a Python snippet with boto3's client to this server as `s3`; returns its stdout.
-    fn python(&self, script: &str, args: &[&str]) -> String {
-        let prelude = "import boto3, hashlib, json, sys\n\
-                       s3 = boto3.client('s3', endpoint_url=sys.argv[1])\n";
-        let out = Command::new(python())
-            .arg("-c")
-            .arg(format!("{prelude}{script}"))
-            .arg(&self.endpoint)
-            .args(args)
-            .envs(AWS_ENV)
-            .output()
-            .expect("run python");
-        assert!(
-            out.status.success(),
-            "python failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Three Gaussian classes shaped like the iris measurements, 200 rows each, uploaded as
 /// `s3://data/iris/train.csv` with the label column `species`.
@@ -158,7 +84,7 @@ impl Run {
     }
 }
 
-fn train(s3: &MotoServer, dir: &Path, id: u32, extra: &[&str]) -> Run {
+fn train(s3: &S3, dir: &Path, id: u32, extra: &[&str]) -> Run {
     let log = dir.join(format!("termination-log-{id}"));
     let trigger = format!(
         r#"{{"id": {id}, "reason": "Drift", "window": {{"start": "2025-01-01T10:00:00Z",
@@ -190,7 +116,7 @@ fn train(s3: &MotoServer, dir: &Path, id: u32, extra: &[&str]) -> Run {
     Run { output, message }
 }
 
-fn describe(s3: &MotoServer, uri: &str) -> serde_json::Value {
+fn describe(s3: &S3, uri: &str) -> serde_json::Value {
     let (bucket, key) = uri
         .strip_prefix("s3://")
         .and_then(|rest| rest.split_once('/'))
@@ -201,7 +127,7 @@ fn describe(s3: &MotoServer, uri: &str) -> serde_json::Value {
 
 #[test]
 fn the_example_job_keeps_the_contract() {
-    let s3 = MotoServer::start();
+    let s3 = start_s3();
     s3.python(UPLOAD_DATA, &[]);
     let dir = tempfile::tempdir().expect("tempdir");
 

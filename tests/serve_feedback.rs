@@ -8,18 +8,11 @@ mod serve_support;
 
 use std::collections::BTreeSet;
 
-use observe_support::{iris_request, output, parse, post, scrape, value};
+use observe_support::{IRIS_ROWS, iris_request, output, parse, post, scrape, value};
 use serde_json::{Value, json};
 use serve_support::Server;
 
-const ROWS: [[f32; 4]; 6] = [
-    [5.1, 3.5, 1.4, 0.2],
-    [4.9, 3.0, 1.4, 0.2],
-    [6.0, 2.9, 4.5, 1.5],
-    [5.7, 2.8, 4.1, 1.3],
-    [6.9, 3.1, 5.8, 2.2],
-    [7.7, 3.0, 6.1, 2.3],
-];
+const ROWS: [[f32; 4]; 6] = IRIS_ROWS;
 
 /// Reference scores from the pairs: `[accuracy, precision, recall, f1]`, averaged over the
 /// classes in `classes` (all classes seen, for macro; just the positive one, for binary).

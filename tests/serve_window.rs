@@ -10,18 +10,11 @@ mod serve_support;
 use std::collections::BTreeMap;
 
 use modelpilot::serve::observe::scores::scores_from_pairs;
-use observe_support::{Sample, find, iris_request, output, parse, post, scrape, value};
+use observe_support::{IRIS_ROWS, Sample, find, iris_request, output, parse, post, scrape, value};
 use serde_json::{Value, json};
 use serve_support::{S3, Server, load_failure, models, sha256_of, spawn, start_s3};
 
-const ROWS: [[f32; 4]; 6] = [
-    [5.1, 3.5, 1.4, 0.2],
-    [4.9, 3.0, 1.4, 0.2],
-    [6.0, 2.9, 4.5, 1.5],
-    [5.7, 2.8, 4.1, 1.3],
-    [6.9, 3.1, 5.8, 2.2],
-    [7.7, 3.0, 6.1, 2.3],
-];
+const ROWS: [[f32; 4]; 6] = IRIS_ROWS;
 
 /// Two numeric features, petal width as categories (two of the rows fall outside them), and
 /// the three iris classes as the prediction's categories.

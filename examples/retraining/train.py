@@ -36,6 +36,8 @@ import urllib.parse
 import urllib.request
 
 TERMINATION_LOG = "/dev/termination-log"
+# The profile's column holding the model's own predictions (class labels) on the training rows.
+PREDICTION_COLUMN = "__prediction__"
 # Kubernetes keeps at most this much of a termination message.
 MAX_MESSAGE_BYTES = 4096
 
@@ -259,13 +261,19 @@ def export(clf, features):
     return model.SerializeToString()
 
 
-def evaluate(onnx_bytes, x_test, y_test):
-    """Accuracy and macro F1 of the exported model itself (ONNX Runtime) on the held-out rows."""
+def predict_labels(onnx_bytes, x):
+    """The exported model's labels for rows `x` (ONNX Runtime, as the server runs it)."""
     import onnxruntime as ort
-    from sklearn.metrics import accuracy_score, f1_score
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    predicted = session.run(["label"], {"float_input": x_test})[0]
+    return session.run(["label"], {"float_input": x})[0]
+
+
+def evaluate(onnx_bytes, x_test, y_test):
+    """Accuracy and macro F1 of the exported model itself (ONNX Runtime) on the held-out rows."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    predicted = predict_labels(onnx_bytes, x_test)
     return {
         "accuracy": round(float(accuracy_score(y_test, predicted)), 6),
         "f1": round(float(f1_score(y_test, predicted, average="macro")), 6),
@@ -287,17 +295,21 @@ def profile_binary(args):
     return binary
 
 
-def profile(binary, names, x, args, workdir):
-    """The baseline profile of the training features, written by `modelpilot profile`."""
+def profile(binary, names, x, predicted, args, workdir):
+    """The baseline profile of the training features, written by `modelpilot profile`, with the
+    model's predictions on them as the baseline of the prediction shift."""
     data = os.path.join(workdir, "features.csv")
     with open(data, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(names)
-        out.writerows([repr(float(v)) for v in row] for row in x)
+        out.writerow(list(names) + [PREDICTION_COLUMN])
+        out.writerows(
+            [repr(float(v)) for v in row] + [str(p)] for row, p in zip(x, predicted)
+        )
     output = os.path.join(workdir, "profile.json")
     command = [binary, "profile", "--data", data, "--output", output, "--input", "float_input"]
-    if args.categorical:
-        command += ["--categorical", args.categorical]
+    command += ["--prediction", PREDICTION_COLUMN]
+    categorical = [c for c in args.categorical.split(",") if c] + [PREDICTION_COLUMN]
+    command += ["--categorical", ",".join(categorical)]
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -351,7 +363,8 @@ def run(args):
     profile_json = None
     if binary:
         with tempfile.TemporaryDirectory() as workdir:
-            profile_json = profile(binary, names, x, args, workdir)
+            predicted = predict_labels(model, x)
+            profile_json = profile(binary, names, x, predicted, args, workdir)
 
     # Everything is made before anything is uploaded: a failed Job leaves no half a result.
     result = {"modelUri": write_bytes(args.output_uri, "model.onnx", model)}

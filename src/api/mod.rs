@@ -25,7 +25,7 @@ pub use monitoring::{
     DriftMonitor, FeatureEvaluation, MonitoringSpec, MonitoringStatus, Persistence,
 };
 pub use retraining::{
-    ModelRef, RetrainPhase, RetrainRecord, RetrainingSpec, RetrainingStatus, Trigger, TriggerReason,
+    RetrainPhase, RetrainRecord, RetrainingSpec, RetrainingStatus, Trigger, TriggerReason,
 };
 pub use rollout::{
     AnalysisMetric, Bound, LatencyMetric, MetricSource, PauseStep, PrometheusSpec, QueryMetric,

@@ -11,6 +11,7 @@ use k8s_openapi::{api::core::v1::PodTemplateSpec, apimachinery::pkg::apis::meta:
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use super::rollout_status::RolloutRevision;
 use crate::retrain::result::JobResult;
 
 /// What can start a retraining.
@@ -148,23 +149,6 @@ pub struct Trigger {
     pub detail: String,
 }
 
-/// The model a retraining started from.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelRef {
-    /// Revision name.
-    pub revision: String,
-    /// Model URI.
-    pub uri: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Baseline profile URI.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-}
-
 /// One trigger → Job → candidate → outcome.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -173,8 +157,8 @@ pub struct RetrainRecord {
     pub id: i64,
     /// What fired.
     pub trigger: Trigger,
-    /// The stable model when it fired.
-    pub from: ModelRef,
+    /// The stable revision when it fired (the model the Job starts from).
+    pub from: RolloutRevision,
     /// Where it stands.
     pub phase: RetrainPhase,
     /// The Job's name once created.

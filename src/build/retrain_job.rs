@@ -55,7 +55,7 @@ pub fn labels(spec: &ValidSpec, id: i64) -> BTreeMap<String, String> {
 /// #   "id": 3, "phase": "Running", "outputUri": "s3://m/retrain/iris/3/",
 /// #   "trigger": {"reason": "Drift", "at": "2026-11-27T10:01:00Z", "windowStart": "2026-11-27T10:00:00Z",
 /// #               "windowEnd": "2026-11-27T10:01:00Z", "features": ["petal_width"]},
-/// #   "from": {"revision": "aaaaaaaaaa", "uri": "s3://m/iris/1.onnx", "version": "v1"}})).unwrap();
+/// #   "from": {"name": "aaaaaaaaaa", "uri": "s3://m/iris/1.onnx", "version": "v1"}})).unwrap();
 /// let env = environment(&r, "default/iris");
 /// let get = |n: &str| env.iter().find(|e| e.name == n).and_then(|e| e.value.clone());
 /// assert_eq!(get("MODELPILOT_OUTPUT_URI").as_deref(), Some("s3://m/retrain/iris/3/"));

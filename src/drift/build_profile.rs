@@ -37,6 +37,11 @@ pub struct ProfileOptions {
     pub bins: usize,
     /// Input tensor name written into every feature (`None`: the model's first input).
     pub input: Option<String>,
+    /// A column holding the model's predictions on the data (not an input): it becomes the
+    /// profile's `prediction`, which monitoring's prediction shift compares with.
+    pub prediction: Option<String>,
+    /// The class label that binary precision, recall and F1 are scored for.
+    pub positive_label: Option<String>,
 }
 
 impl Default for ProfileOptions {
@@ -44,6 +49,8 @@ impl Default for ProfileOptions {
         Self {
             bins: DEFAULT_BINS,
             input: None,
+            prediction: None,
+            positive_label: None,
         }
     }
 }
@@ -56,21 +63,24 @@ pub fn build_profile(table: &Table, options: &ProfileOptions) -> Result<Baseline
     if table.rows == 0 {
         return Err("the data has no rows".into());
     }
+    if let Some(name) = &options.prediction
+        && !table.columns.iter().any(|c| &c.name == name)
+    {
+        return Err(format!("no prediction column {name:?} in the data"));
+    }
     let mut features = Vec::with_capacity(table.columns.len());
-    for (index, column) in table.columns.iter().enumerate() {
-        let (bins, moments) = match &column.values {
-            Values::Numeric(values) => numeric(values, options.bins)
-                .ok_or_else(|| format!("column {:?} has no finite value", column.name))?,
-            Values::Categorical(values) => {
-                let bins = categorical(values)
-                    .ok_or_else(|| format!("column {:?} has no value", column.name))?;
-                (bins, Moments::default())
-            }
-        };
+    let mut prediction = None;
+    for column in &table.columns {
+        let (bins, moments) = column_bins(column, options.bins)?;
+        if options.prediction.as_ref() == Some(&column.name) {
+            prediction = Some(bins);
+            continue;
+        }
         features.push(FeatureProfile {
             name: column.name.clone(),
             input: options.input.clone(),
-            index,
+            // The position among the inputs: the prediction column is not one.
+            index: features.len(),
             bins,
             mean: moments.mean,
             std: moments.std,
@@ -82,11 +92,21 @@ pub fn build_profile(table: &Table, options: &ProfileOptions) -> Result<Baseline
         version: PROFILE_VERSION,
         rows: Some(table.rows as u64),
         features,
-        prediction: None,
-        positive_label: None,
+        prediction,
+        positive_label: options.positive_label.clone(),
     };
     profile.validate().map_err(|e| e.to_string())?;
     Ok(profile)
+}
+
+fn column_bins(column: &super::data::Column, bins: usize) -> Result<(Bins, Moments), String> {
+    match &column.values {
+        Values::Numeric(values) => numeric(values, bins)
+            .ok_or_else(|| format!("column {:?} has no finite value", column.name)),
+        Values::Categorical(values) => categorical(values)
+            .map(|bins| (bins, Moments::default()))
+            .ok_or_else(|| format!("column {:?} has no value", column.name)),
+    }
 }
 
 /// Quantile edges of `sorted` (ascending, finite) for `bins` bins (see the module docs).
@@ -172,4 +192,105 @@ fn categorical(values: &[String]) -> Option<Bins> {
         proportions: None,
         categories: Some(categories),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::data::parse_csv;
+
+    fn profile(
+        csv: &str,
+        categorical: &[&str],
+        options: ProfileOptions,
+    ) -> Result<BaselineProfile, String> {
+        let categorical: Vec<String> = categorical.iter().map(|c| c.to_string()).collect();
+        build_profile(&parse_csv(csv, &categorical)?, &options)
+    }
+
+    #[test]
+    fn the_worked_example_and_a_categorical_column() {
+        let rows: String = (1..=10)
+            .map(|i| format!("{i},{}\n", if i % 3 == 0 { "b" } else { "a" }))
+            .collect();
+        let options = ProfileOptions {
+            bins: 4,
+            ..ProfileOptions::default()
+        };
+        let p = profile(&format!("x,c\n{rows}"), &[], options).unwrap();
+        assert_eq!(p.rows, Some(10));
+        let x = &p.features[0];
+        assert_eq!((x.name.as_str(), x.index), ("x", 0));
+        assert_eq!(x.bins.edges, [3.0, 5.0, 8.0]);
+        assert_eq!(x.bins.counts.as_deref(), Some(&[3.0, 2.0, 3.0, 2.0][..]));
+        assert_eq!((x.min, x.max, x.mean), (Some(1.0), Some(10.0), Some(5.5)));
+        let c = &p.features[1];
+        assert_eq!(c.bins.kind, Kind::Categorical);
+        let counts: Vec<(String, u64)> = c
+            .bins
+            .categories
+            .iter()
+            .flatten()
+            .map(|k| (k.value.clone(), k.count))
+            .collect();
+        assert_eq!(counts, [("a".to_string(), 7), ("b".to_string(), 3)]);
+    }
+
+    #[test]
+    fn a_prediction_column_is_the_prediction_baseline_not_an_input() {
+        let csv = "x,predicted,y\n1,0,5\n2,1,6\n3,1,7\n4,1,8\n";
+        let options = ProfileOptions {
+            bins: 2,
+            prediction: Some("predicted".into()),
+            positive_label: Some("1".into()),
+            ..ProfileOptions::default()
+        };
+        let p = profile(csv, &["predicted"], options).unwrap();
+        let names: Vec<(&str, usize)> = p
+            .features
+            .iter()
+            .map(|f| (f.name.as_str(), f.index))
+            .collect();
+        assert_eq!(
+            names,
+            [("x", 0), ("y", 1)],
+            "inputs keep their positions without it"
+        );
+        let prediction = p.prediction.expect("prediction baseline");
+        assert_eq!(prediction.kind, Kind::Categorical);
+        let counts: Vec<u64> = prediction
+            .categories
+            .iter()
+            .flatten()
+            .map(|k| k.count)
+            .collect();
+        assert_eq!(counts, [1, 3]);
+        assert_eq!(p.positive_label.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_reason() {
+        let cases = [
+            (
+                "x\n1\n",
+                ProfileOptions {
+                    bins: 1,
+                    ..ProfileOptions::default()
+                },
+                "at least 2 bins",
+            ),
+            (
+                "x\n1\n",
+                ProfileOptions {
+                    prediction: Some("p".into()),
+                    ..ProfileOptions::default()
+                },
+                "no prediction column \"p\"",
+            ),
+        ];
+        for (csv, options, expected) in cases {
+            let err = profile(csv, &[], options).unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
 }

@@ -33,6 +33,13 @@ pub struct ProfileArgs {
     /// Name of the model input tensor holding the columns (default: the model's first input).
     #[arg(long)]
     pub input: Option<String>,
+    /// A column holding the model's predictions on this data (not an input): the baseline of
+    /// the prediction shift. List it in --categorical for class labels.
+    #[arg(long)]
+    pub prediction: Option<String>,
+    /// The class label binary precision, recall and F1 of label feedback are scored for.
+    #[arg(long)]
+    pub positive_label: Option<String>,
 }
 
 /// `modelpilot drift`: compare a data file with a baseline profile; prints the report (JSON).
@@ -76,6 +83,8 @@ pub fn profile(args: ProfileArgs) -> anyhow::Result<()> {
     let options = ProfileOptions {
         bins: args.bins,
         input: args.input,
+        prediction: args.prediction,
+        positive_label: args.positive_label,
     };
     let profile = build_profile(&table, &options)
         .map_err(|reason| anyhow::anyhow!("{}: {reason}", args.data.display()))?;

@@ -33,10 +33,12 @@ pub enum Method {
     Auto,
     /// Two-sample Kolmogorov–Smirnov on the bins (categorical features: chi-square, since
     /// categories have no order).
+    #[serde(rename = "KS")]
     Ks,
     /// Chi-square test of homogeneity on bins or categories.
     ChiSquare,
     /// Population stability index (no p-value; threshold default 0.2).
+    #[serde(rename = "PSI")]
     Psi,
     /// Jensen–Shannon distance, base 2 (no p-value; threshold default 0.1).
     JensenShannon,
@@ -49,6 +51,17 @@ impl Method {
             (Method::Auto, Kind::Numeric) => Method::Ks,
             (Method::Auto | Method::Ks, Kind::Categorical) => Method::ChiSquare,
             (method, _) => method,
+        }
+    }
+
+    /// The name in reports and status, as `spec.monitoring` spells the methods.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Auto => "Auto",
+            Method::Ks => "KS",
+            Method::ChiSquare => "ChiSquare",
+            Method::Psi => "PSI",
+            Method::JensenShannon => "JensenShannon",
         }
     }
 

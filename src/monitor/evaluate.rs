@@ -20,7 +20,7 @@ use crate::{
     drift::evaluate::{
         self as drift, Correction as TestCorrection, DriftConfig, FeatureResult, Method,
     },
-    rollout::plan::Transition,
+    rollout::plan::{Transition, note, warn},
     serve::observe::{profile::BaselineProfile, scores::scores_from_pairs},
 };
 
@@ -77,9 +77,7 @@ pub fn persist(recent: &[bool], verdict: Option<bool>, p: &Persistence) -> (Vec<
 fn feature_status(f: &FeatureResult) -> FeatureEvaluation {
     FeatureEvaluation {
         name: f.name.clone(),
-        method: format!("{:?}", f.method)
-            .replace("Ks", "KS")
-            .replace("Psi", "PSI"),
+        method: f.method.name().into(),
         statistic: f.statistic.unwrap_or(0.0),
         p_value: f.p_value,
         threshold: f.threshold,
@@ -283,22 +281,6 @@ fn transitions(old: Option<&MonitoringStatus>, new: &MonitoringStatus) -> Vec<Tr
         });
     }
     out
-}
-
-fn note(reason: &'static str, message: String) -> Transition {
-    Transition {
-        reason,
-        message,
-        warning: false,
-    }
-}
-
-fn warn(reason: &'static str, message: String) -> Transition {
-    Transition {
-        reason,
-        message,
-        warning: true,
-    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ pub fn monitoring() -> serde_json::Value {
 
 /// `status.retraining` of [`retrained`]: three records, oldest first.
 pub fn retraining() -> serde_json::Value {
-    let from = json!({"revision": "0000000000", "uri": "s3://models/iris/0/model.onnx",
+    let from = json!({"name": "0000000000", "uri": "s3://models/iris/0/model.onnx",
                       "version": "v0"});
     json!({
         "lastId": 3,
@@ -152,7 +152,7 @@ pub fn retraining() -> serde_json::Value {
              "candidate": "bbbbbbbbbb", "finishedAt": "2024-12-31T10:00:00Z",
              "message": "rolled back (AnalysisFailed): error-rate 0.2 > 0.01"},
             {"id": 3, "phase": "Candidate", "job": "iris-retrain-3",
-             "from": {"revision": "aaaaaaaaaa", "uri": "s3://models/iris/1/model.onnx", "version": "v1"},
+             "from": {"name": "aaaaaaaaaa", "uri": "s3://models/iris/1/model.onnx", "version": "v1"},
              "outputUri": "s3://out/iris/3/",
              "trigger": {"reason": "Drift", "at": "2025-01-01T11:40:00Z",
                          "windowStart": "2025-01-01T11:37:00Z", "windowEnd": "2025-01-01T11:40:00Z",

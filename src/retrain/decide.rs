@@ -17,10 +17,10 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use super::result::{JobResult, parse_result};
 use crate::{
     api::{
-        HistoryEntry, ModelRef, MonitoringStatus, Outcome, RetrainPhase, RetrainRecord,
-        RetrainingSpec, RetrainingStatus, RolloutRevision, Trigger, TriggerReason,
+        HistoryEntry, MonitoringStatus, Outcome, RetrainPhase, RetrainRecord, RetrainingSpec,
+        RetrainingStatus, RolloutRevision, Trigger, TriggerReason,
     },
-    rollout::plan::Transition,
+    rollout::plan::{Transition, note},
 };
 
 /// Entries kept in `status.retraining.history`.
@@ -231,13 +231,7 @@ fn start(d: &mut Decision, i: &Inputs<'_>, trigger: Trigger) {
     let record = RetrainRecord {
         id,
         trigger,
-        from: ModelRef {
-            revision: i.stable.name.clone(),
-            uri: i.stable.uri.clone(),
-            sha256: i.stable.sha256.clone(),
-            version: i.stable.version.clone(),
-            profile: i.stable.profile.clone(),
-        },
+        from: i.stable.clone(),
         phase,
         job: None,
         output_uri: output_uri(&i.spec.output_uri, i.owner, id),
@@ -422,14 +416,6 @@ fn finish(d: &mut Decision, phase: RetrainPhase, message: String, now: &Time) {
         message: format!("retraining {}: {message}", r.id),
         warning,
     });
-}
-
-fn note(reason: &'static str, message: String) -> Transition {
-    Transition {
-        reason,
-        message,
-        warning: false,
-    }
 }
 
 /// Seconds until the cooldown of the last retraining ends (0 when none applies).

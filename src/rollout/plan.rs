@@ -112,7 +112,8 @@ pub struct Plan {
     pub retraining: Option<RetrainingStatus>,
 }
 
-fn note(reason: &'static str, message: String) -> Transition {
+/// An event to publish, normal.
+pub fn note(reason: &'static str, message: String) -> Transition {
     Transition {
         reason,
         message,
@@ -120,7 +121,8 @@ fn note(reason: &'static str, message: String) -> Transition {
     }
 }
 
-fn warn(reason: &'static str, message: String) -> Transition {
+/// An event to publish, a warning.
+pub fn warn(reason: &'static str, message: String) -> Transition {
     Transition {
         reason,
         message,

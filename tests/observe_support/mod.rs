@@ -123,6 +123,16 @@ pub async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
     )
 }
 
+/// Six iris rows, two of each species, for requests whose predictions a test labels.
+pub const IRIS_ROWS: [[f32; 4]; 6] = [
+    [5.1, 3.5, 1.4, 0.2],
+    [4.9, 3.0, 1.4, 0.2],
+    [6.0, 2.9, 4.5, 1.5],
+    [5.7, 2.8, 4.1, 1.3],
+    [6.9, 3.1, 5.8, 2.2],
+    [7.7, 3.0, 6.1, 2.3],
+];
+
 /// An iris inference request for `rows`, with an optional request id.
 pub fn iris_request(rows: &[[f32; 4]], id: Option<&str>) -> Value {
     let mut body = serde_json::json!({"inputs": [{

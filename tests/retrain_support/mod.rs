@@ -8,13 +8,7 @@
 //! mod canary_support; mod retrain_support;`.
 #![allow(dead_code)]
 
-use std::{
-    collections::BTreeMap,
-    net::TcpListener,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, path::PathBuf, process::Command};
 
 use k8s_openapi::api::{batch::v1::Job, core::v1::Secret};
 use kube::api::{ListParams, PostParams};
@@ -25,90 +19,39 @@ use crate::{
     canary_support::MODEL_NAME,
     common::TestNamespace,
     real_support::NODE_IP,
-    serve_support::{python, repo},
+    serve_support::{AWS_ENV, S3, python, repo, start_s3_on},
 };
 
 /// The Secret that points servers and Jobs at the [`Store`].
 pub const STORE_SECRET: &str = "store-s3";
 
-const AWS: [(&str, &str); 3] = [
-    ("AWS_ACCESS_KEY_ID", "modelpilot-test"),
-    ("AWS_SECRET_ACCESS_KEY", "modelpilot-test"),
-    ("AWS_REGION", "us-east-1"),
-];
-
-/// A moto S3 server on the node's bridge address (reachable from pods and from the host).
+/// A moto S3 server on the node's bridge address (reachable from pods and from the host), with
+/// the data sets.
 pub struct Store {
-    child: Child,
+    /// The moto process (stopped when the store is dropped).
+    _server: S3,
     pub endpoint: String,
     pub dir: PathBuf,
 }
 
 impl Store {
     /// Starts moto with buckets `models` and `data`; the data sets are written to
-    /// `data/iris/{train,shifted,relabelled}.csv` there and in [`Store::dir`].
+    /// `data/iris/{train,calm,shifted,relabelled}.csv` there and in [`Store::dir`].
     pub fn start(name: &str) -> Store {
-        let port = TcpListener::bind((NODE_IP, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port on the node bridge (is the cluster up? make cluster-up)")
-            .port();
-        let child = Command::new(python())
-            .args(["-m", "moto.server", "-H", NODE_IP, "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto server");
+        let s3 = start_s3_on(NODE_IP);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("retrain-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("data dir");
-        let store = Store {
-            child,
-            endpoint: format!("http://{NODE_IP}:{port}"),
+        s3.python(DATA, &[&dir.display().to_string()]);
+        Store {
+            endpoint: s3.endpoint.clone(),
+            _server: s3,
             dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        // Up once it answers: polled, there is nothing to watch.
-        while !store.answers() {
-            assert!(Instant::now() < deadline, "moto server did not start");
-            std::thread::sleep(Duration::from_millis(100));
         }
-        store.python(DATA, &[&store.dir.display().to_string()]);
-        store
     }
 
-    fn answers(&self) -> bool {
-        std::net::TcpStream::connect_timeout(
-            &self
-                .endpoint
-                .trim_start_matches("http://")
-                .parse()
-                .expect("addr"),
-            Duration::from_millis(200),
-        )
-        .is_ok()
-    }
-
-    /// Runs Python with `s3` (boto3 on this store) and `endpoint` defined; returns stdout.
-    pub fn python(&self, script: &str, args: &[&str]) -> String {
-        let prelude = "import boto3, json, sys\nendpoint = sys.argv[1]\n\
-                       s3 = boto3.client('s3', endpoint_url=endpoint)\n";
-        let out = Command::new(python())
-            .arg("-c")
-            .arg(format!("{prelude}{script}"))
-            .arg(&self.endpoint)
-            .args(args)
-            .envs(AWS)
-            .output()
-            .expect("run python");
-        assert!(
-            out.status.success(),
-            "python failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A local copy of a data set (`train`, `shifted` or `relabelled`) for the load generator.
+    /// A local copy of a data set (`train`, `calm`, `shifted` or `relabelled`) for the load
+    /// generator.
     pub fn csv(&self, set: &str) -> PathBuf {
         self.dir.join(format!("{set}.csv"))
     }
@@ -125,7 +68,7 @@ impl Store {
             .arg(env!("CARGO_BIN_EXE_modelpilot"))
             .arg("--termination-log")
             .arg(&log)
-            .envs(AWS)
+            .envs(AWS_ENV)
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .output()
             .expect("run train.py");
@@ -141,7 +84,8 @@ impl Store {
 
     /// The Secret data for servers and Jobs.
     pub fn secret_data(&self) -> BTreeMap<String, String> {
-        AWS.iter()
+        AWS_ENV
+            .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .chain([("AWS_ENDPOINT_URL".to_string(), self.endpoint.clone())])
             .collect()
@@ -164,15 +108,8 @@ impl Store {
     }
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Three Gaussian classes shaped like iris (labels 0, 1, 2), 200 rows each, seeded:
-/// `train` as the first model learns it; `shifted`: petal length +1.5 cm and width +0.6 cm
+/// Three Gaussian classes shaped like iris (labels 0, 1, 2), 200 rows each, seeded, shuffled:
+/// `train` as the first model learns it; `calm`: new rows of the same distribution; `shifted`: petal length +1.5 cm and width +0.6 cm
 /// (covariate drift: the inputs move, the labels follow the new shapes); `relabelled`: the
 /// same inputs, class 2 now labelled 1 (concept drift: only labels reveal it).
 const DATA: &str = r#"
@@ -269,10 +206,4 @@ pub async fn jobs(ns: &TestNamespace, name: &str) -> Vec<Job> {
         .await
         .expect("list Jobs")
         .items
-}
-
-/// A data set's path, checked.
-pub fn exists(path: &Path) -> &Path {
-    assert!(path.exists(), "{} missing", path.display());
-    path
 }

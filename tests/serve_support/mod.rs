@@ -282,26 +282,25 @@ pub const AWS_ENV: [(&str, &str); 3] = [
     ("AWS_REGION", "us-east-1"),
 ];
 
-/// Starts moto and returns once it answers HTTP.
+/// Starts moto on loopback and returns once it answers HTTP.
 pub fn start_s3() -> S3 {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    start_s3_on("127.0.0.1")
+}
+
+/// Starts moto on `host` (loopback, or the cluster's node bridge so pods reach it) and returns
+/// once it answers HTTP.
+pub fn start_s3_on(host: &str) -> S3 {
+    let port = std::net::TcpListener::bind((host, 0))
         .and_then(|l| l.local_addr())
-        .expect("free port")
+        .unwrap_or_else(|e| panic!("a free port on {host}: {e}"))
         .port();
     let child = Command::new(python())
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
+        .args(["-m", "moto.server", "-H", host, "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto server");
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let endpoint = format!("http://{host}:{port}");
     // Up once it answers HTTP: polled, there is nothing to watch.
     let deadline = Instant::now() + Duration::from_secs(60);
     while http_status(&format!("{endpoint}/")).is_none() {
@@ -312,6 +311,27 @@ pub fn start_s3() -> S3 {
 }
 
 impl S3 {
+    /// Runs a Python snippet with `s3` (boto3's client to this server) and `endpoint` defined,
+    /// the snippet's own arguments from `sys.argv[2]` on; returns its stdout.
+    pub fn python(&self, script: &str, args: &[&str]) -> String {
+        let prelude = "import boto3, hashlib, json, sys\nendpoint = sys.argv[1]\n\
+                       s3 = boto3.client('s3', endpoint_url=endpoint)\n";
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(format!("{prelude}{script}"))
+            .arg(&self.endpoint)
+            .args(args)
+            .envs(AWS_ENV)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Creates `bucket` (if needed) and uploads `file` as `key`.
     pub fn upload(&self, bucket: &str, key: &str, file: &Path) {
         let upload = "import boto3, sys\n\
