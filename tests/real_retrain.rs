@@ -233,6 +233,18 @@ async fn degraded_accuracy_retrains_and_a_worse_model_is_rolled_back() {
         let h = done.history.last().expect("rollout history");
         assert_eq!(h.outcome, modelpilot::api::Outcome::RolledBack);
         assert_eq!(jobs(&ns, "acc").await.len(), 1);
+
+        // Within the cooldown no trigger fires, but a person may ask for one.
+        let asked = plugin::command(&ns, &["retrain", "acc", "--wait", "60"])
+            .output()
+            .await
+            .expect("run the plugin");
+        assert!(asked.status.success(), "{}", plugin::report(&asked));
+        assert!(plugin::text(&asked.stdout).contains("retraining 2 started"), "{}", plugin::report(&asked));
+        let now = status_now(&mdeps, "acc").await;
+        let manual = last_record(&now).cloned().expect("the requested retraining");
+        assert_eq!((manual.id, manual.trigger.reason), (2, TriggerReason::Manual));
+        assert_eq!(manual.job.as_deref(), Some("acc-retrain-2"));
     })
     .await;
 }

@@ -23,6 +23,8 @@ pub enum TriggerReason {
     AccuracyDegraded,
     /// The prediction distribution shifted (`monitoring.prediction`).
     PredictionShift,
+    /// Requested with `kubectl modelpilot retrain` (not a `triggers` entry: always allowed).
+    Manual,
 }
 
 impl TriggerReason {
@@ -32,6 +34,7 @@ impl TriggerReason {
             Self::Drift => "Drift",
             Self::AccuracyDegraded => "AccuracyDegraded",
             Self::PredictionShift => "PredictionShift",
+            Self::Manual => "Manual",
         }
     }
 }

@@ -132,7 +132,9 @@ async fn pipeline(cached: &ModelDeployment, ctx: &Context) -> Result<Action, Err
     let retrained = Box::pin(retrain::stage(ctx, &valid, &status, &stable, &now)).await?;
     observed.approval = retrained.as_ref().and_then(|d| d.approval.clone());
     let mut plan = plan::plan(&valid, &status, &observed);
-    plan.monitoring = status.monitoring.clone();
+    // Without spec.monitoring nothing is watched: its last evaluation goes with it (the
+    // retraining history stays: it is the record of what was done).
+    plan.monitoring = valid.monitoring.as_ref().and(status.monitoring.clone());
     plan.retraining = status.retraining.clone();
     if let Some(m) = monitored {
         plan.monitoring = Some(m.status);

@@ -67,8 +67,8 @@ async fn observe_job(
     Ok(Some(retrain_job::state(job.as_ref(), &pods.items)))
 }
 
-/// Whether the annotation holds an `approve` request not yet answered.
-fn approve_pending(spec: &ValidSpec, status: &ModelDeploymentStatus) -> bool {
+/// Whether the annotation holds a `action` request not yet answered.
+fn pending(spec: &ValidSpec, status: &ModelDeploymentStatus, action: Action) -> bool {
     let acknowledged = status
         .rollout
         .as_ref()
@@ -76,7 +76,7 @@ fn approve_pending(spec: &ValidSpec, status: &ModelDeploymentStatus) -> bool {
         .map(|a| a.id.as_str());
     matches!(
         requests::pending(spec.request.as_deref(), acknowledged),
-        Some(Ok(r)) if r.action == Action::Approve
+        Some(Ok(r)) if r.action == action
     )
 }
 
@@ -119,7 +119,8 @@ pub async fn stage(
         spec_uri: &spec.model_uri,
         spec_revision: &spec.revision,
         job,
-        approve: approve_pending(spec, status),
+        approve: pending(spec, status, Action::Approve),
+        manual: pending(spec, status, Action::Retrain),
         now,
     };
     Ok(Some(decide(&old, &inputs)))

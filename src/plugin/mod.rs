@@ -131,6 +131,13 @@ enum Verb {
         #[command(flatten)]
         wait: Wait,
     },
+    /// Start a retraining now (`spec.retraining`; the daily budget applies, the cooldown not).
+    Retrain {
+        /// The ModelDeployment.
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Show the rollout: phase, revisions, step, weights, analysis, last request.
     Status {
         /// The ModelDeployment.
@@ -210,6 +217,7 @@ async fn run(args: PluginArgs) -> anyhow::Result<u8> {
         Verb::Pause { name, wait } => (name, Action::Pause, None, wait),
         Verb::Resume { name, wait } => (name, Action::Resume, None, wait),
         Verb::Approve { name, wait } => (name, Action::Approve, None, wait),
+        Verb::Retrain { name, wait } => (name, Action::Retrain, None, wait),
         Verb::Rollback {
             name,
             to_revision,

@@ -62,6 +62,8 @@ pub struct Inputs<'a> {
     pub job: Option<JobState>,
     /// An `approve` request is pending.
     pub approve: bool,
+    /// A `retrain` request is pending.
+    pub manual: bool,
     pub now: &'a Time,
 }
 
@@ -73,7 +75,7 @@ pub struct Decision {
     pub create_job: Option<RetrainRecord>,
     /// Point `spec.model` at this result once the status is written.
     pub set_model: Option<JobResult>,
-    /// The answer to a pending `approve`: `Ok(message)` or `Err(reason)`.
+    /// The answer to a pending `approve` or `retrain`: `Ok(message)` or `Err(reason)`.
     pub approval: Option<Result<String, String>>,
     pub transitions: Vec<Transition>,
 }
@@ -111,9 +113,14 @@ pub fn decide(old: &RetrainingStatus, i: &Inputs<'_>) -> Decision {
         ..Decision::default()
     };
     let in_flight = d.status.history.last().is_some_and(|r| !r.phase.finished());
+    if i.manual {
+        d.approval = Some(manual(&mut d, old, i, in_flight));
+    }
     if in_flight {
         advance(&mut d, i);
-    } else if let Some(trigger) = due_trigger(old, i) {
+    } else if d.approval.is_none()
+        && let Some(trigger) = due_trigger(old, i)
+    {
         start(&mut d, i, trigger);
     }
     if i.approve && d.approval.is_none() {
@@ -122,6 +129,51 @@ pub fn decide(old: &RetrainingStatus, i: &Inputs<'_>) -> Decision {
     let excess = d.status.history.len().saturating_sub(HISTORY_LIMIT);
     d.status.history.drain(..excess);
     d
+}
+
+/// A `retrain` request: started now unless one is in flight, a canary rolls out, or the day's
+/// budget is used (the cooldown is for automatic triggers; a person asked).
+fn manual(
+    d: &mut Decision,
+    old: &RetrainingStatus,
+    i: &Inputs<'_>,
+    in_flight: bool,
+) -> Result<String, String> {
+    if let Some(r) = old.history.last().filter(|_| in_flight) {
+        return Err(format!("retraining {} is in flight ({:?})", r.id, r.phase));
+    }
+    if i.rollout_active {
+        return Err("a candidate is being rolled out".into());
+    }
+    if used_today(old, i) >= usize::try_from(i.spec.max_per_day).unwrap_or(0) {
+        return Err(format!(
+            "the daily budget of {} retrainings is used",
+            i.spec.max_per_day
+        ));
+    }
+    let trigger = Trigger {
+        reason: TriggerReason::Manual,
+        at: i.now.clone(),
+        window_start: i.now.clone(),
+        window_end: i.now.clone(),
+        features: vec![],
+        detail: "requested".into(),
+    };
+    start(d, i, trigger);
+    let id = d.status.last_id;
+    Ok(format!(
+        "retraining {id} started (Job {})",
+        job_name(i.owner, id)
+    ))
+}
+
+/// Retrainings triggered in the last 24 hours.
+fn used_today(old: &RetrainingStatus, i: &Inputs<'_>) -> usize {
+    let day_ago = seconds(i.now) - 86_400;
+    old.history
+        .iter()
+        .filter(|r| seconds(&r.trigger.at) > day_ago)
+        .count()
 }
 
 /// The finding that should start a retraining now, if any.
@@ -137,13 +189,7 @@ fn due_trigger(old: &RetrainingStatus, i: &Inputs<'_>) -> Option<Trigger> {
             return None;
         }
     }
-    let day_ago = now - 86_400;
-    let recent = old
-        .history
-        .iter()
-        .filter(|r| seconds(&r.trigger.at) > day_ago)
-        .count();
-    if recent >= usize::try_from(i.spec.max_per_day).unwrap_or(0) {
+    if used_today(old, i) >= usize::try_from(i.spec.max_per_day).unwrap_or(0) {
         return None;
     }
     let window_end = m.last_evaluation.clone().unwrap_or_else(|| i.now.clone());
@@ -213,7 +259,8 @@ fn seconds(t: &Time) -> i64 {
 fn start(d: &mut Decision, i: &Inputs<'_>, trigger: Trigger) {
     let id = d.status.last_id + 1;
     d.status.last_id = id;
-    let phase = if i.spec.approval {
+    // A person asking for a retraining has approved it.
+    let phase = if i.spec.approval && trigger.reason != TriggerReason::Manual {
         RetrainPhase::AwaitingApproval
     } else {
         RetrainPhase::Running

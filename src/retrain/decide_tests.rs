@@ -53,6 +53,7 @@ fn degraded() -> MonitoringStatus {
     }
 }
 
+#[derive(Clone)]
 struct Case<'a> {
     spec: RetrainingSpec,
     monitoring: MonitoringStatus,
@@ -62,6 +63,7 @@ struct Case<'a> {
     spec_revision: &'a str,
     job: Option<JobState>,
     approve: bool,
+    manual: bool,
     now: i64,
 }
 
@@ -76,6 +78,7 @@ impl Default for Case<'_> {
             spec_revision: "aaaaaaaaaa",
             job: None,
             approve: false,
+            manual: false,
             now: NOW,
         }
     }
@@ -96,6 +99,7 @@ fn run(old: &RetrainingStatus, c: &Case<'_>) -> Decision {
         spec_revision: c.spec_revision,
         job: c.job.clone(),
         approve: c.approve,
+        manual: c.manual,
         now: &now,
     };
     decide(old, &inputs)
@@ -481,4 +485,81 @@ fn the_history_is_bounded() {
         (21, TriggerReason::AccuracyDegraded)
     );
     assert_eq!(last.trigger.detail, "accuracy 0.600 on 200 labels");
+}
+
+#[test]
+fn a_retrain_request_starts_one_now_within_the_budget() {
+    let quiet = Case {
+        monitoring: drifted(false),
+        manual: true,
+        ..Case::default()
+    };
+    let d = run(
+        &RetrainingStatus::default(),
+        &Case {
+            spec: spec(true),
+            ..quiet.clone()
+        },
+    );
+    assert_eq!(
+        d.approval,
+        Some(Ok("retraining 1 started (Job iris-retrain-1)".into()))
+    );
+    let r = &d.status.history[0];
+    assert_eq!(
+        (r.trigger.reason, r.phase),
+        (TriggerReason::Manual, RetrainPhase::Running),
+        "no approval needed"
+    );
+    assert_eq!(d.create_job.map(|r| r.id), Some(1));
+
+    // Refused, changing nothing: one in flight, a rollout running, the budget used. The cooldown
+    // does not hold a request back.
+    let mut finished = d.status.clone();
+    finished.history[0].phase = RetrainPhase::Failed;
+    finished.history[0].finished_at = Some(at(NOW));
+    let mut spent = finished.clone();
+    spent.history.push(RetrainRecord {
+        id: 2,
+        ..finished.history[0].clone()
+    });
+    let cases = [
+        (
+            d.status.clone(),
+            quiet.clone(),
+            "retraining 1 is in flight (Running)",
+        ),
+        (
+            RetrainingStatus::default(),
+            Case {
+                rollout_active: true,
+                ..quiet.clone()
+            },
+            "a candidate is being rolled out",
+        ),
+        (
+            spent,
+            quiet.clone(),
+            "the daily budget of 2 retrainings is used",
+        ),
+    ];
+    for (old, case, why) in cases {
+        let refused = run(
+            &old,
+            &Case {
+                job: Some(JobState::Active),
+                ..case
+            },
+        );
+        assert_eq!(refused.approval, Some(Err(why.into())));
+        assert!(refused.create_job.is_none(), "{why}");
+    }
+    let again = run(
+        &finished,
+        &Case {
+            now: NOW + 1,
+            ..quiet
+        },
+    );
+    assert_eq!(again.status.last_id, 2, "within the cooldown, on request");
 }

@@ -12,7 +12,7 @@
 //!
 //! | variable | value |
 //! |---|---|
-//! | `MODELPILOT_TRIGGER` | JSON: `{"id": 3, "reason": "Drift", "window": {"start": "2025-01-01T10:00:00Z", "end": "2025-01-01T10:05:00Z"}, "features": ["petal_width"]}`; `reason` is one of `Drift`, `AccuracyDegraded`, `PredictionShift`; `features` are the drifted ones (may be empty) |
+//! | `MODELPILOT_TRIGGER` | JSON: `{"id": 3, "reason": "Drift", "window": {"start": "2025-01-01T10:00:00Z", "end": "2025-01-01T10:05:00Z"}, "features": ["petal_width"]}`; `reason` is one of `Drift`, `AccuracyDegraded`, `PredictionShift`, `Manual`; `features` are the drifted ones (may be empty) |
 //! | `MODELPILOT_MODEL_URI` | the model being served now (`model.uri`) |
 //! | `MODELPILOT_MODEL_SHA256` | its SHA-256 (empty when the spec gives none) |
 //! | `MODELPILOT_MODEL_VERSION` | its version (empty when the spec gives none) |

@@ -74,7 +74,7 @@ pub struct Observed {
     /// The built-in autoscaler's counts per track (with `autoscaling.mode: Builtin`); `None`:
     /// the count is `spec.replicas`.
     pub autoscaled: Option<Counts>,
-    /// The retraining stage's answer to a pending `approve` request.
+    /// The retraining stage's answer to a pending `approve` or `retrain` request.
     pub approval: Option<Result<String, String>>,
 }
 
@@ -338,7 +338,7 @@ pub fn plan(spec: &ValidSpec, status: &ModelDeploymentStatus, obs: &Observed) ->
     match &obs.request {
         Some(Ok(request)) => {
             let (ack, effects) = match (&obs.approval, request.action) {
-                (Some(answer), requests::Action::Approve) => (
+                (Some(answer), requests::Action::Approve | requests::Action::Retrain) => (
                     requests::acknowledge(request, answer.clone(), &now),
                     Default::default(),
                 ),

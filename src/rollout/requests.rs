@@ -40,6 +40,8 @@ pub enum Action {
     Rollback,
     /// Let the retraining that waits for approval create its Job.
     Approve,
+    /// Start a retraining now (the daily budget still applies; the cooldown does not).
+    Retrain,
 }
 
 impl Action {
@@ -54,6 +56,7 @@ impl Action {
             Self::Resume => "resume",
             Self::Rollback => "rollback",
             Self::Approve => "approve",
+            Self::Retrain => "retrain",
         }
     }
 }
@@ -200,6 +203,7 @@ pub fn apply(
         },
         // Answered by the retraining stage (see `acknowledge`); here only without one.
         Action::Approve => Err("no retraining is awaiting approval".into()),
+        Action::Retrain => Err("this ModelDeployment has no spec.retraining".into()),
         Action::Rollback => rollback_target(request, stable, history).map(|target| {
             let message = format!(
                 "spec.model set to revision {} ({})",
