@@ -12,37 +12,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-/// The statistic a distribution is judged with.
-#[derive(
-    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
-)]
-pub enum DriftMethod {
-    /// Kolmogorov–Smirnov for numeric features, chi-square for categorical ones (p-values).
-    #[default]
-    Auto,
-    /// Two-sample Kolmogorov–Smirnov on the profile's quantile bins (p-value).
-    #[serde(rename = "KS")]
-    Ks,
-    /// Chi-square test of the 2×k contingency table (p-value).
-    ChiSquare,
-    /// Population stability index (a score against `threshold`).
-    #[serde(rename = "PSI")]
-    Psi,
-    /// Jensen–Shannon distance, base 2 (a score against `threshold`).
-    JensenShannon,
-}
-
-/// How the per-feature p-value threshold accounts for testing many features at once.
-#[derive(
-    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
-)]
-pub enum Correction {
-    /// Each feature is tested at `pValue / features` (family-wise error at most `pValue`).
-    #[default]
-    Bonferroni,
-    /// Each feature is tested at `pValue`.
-    None,
-}
+/// The statistic a distribution is judged with (`Auto`, `KS`, `ChiSquare`, `PSI`,
+/// `JensenShannon`), and the multiple-testing correction (`Bonferroni`, `None`): the drift
+/// module's own types, so the spec, `modelpilot drift` and the evaluation name them alike.
+pub use crate::drift::evaluate::{Correction, Method as DriftMethod};
 
 /// How many of the recent evaluations must agree before a finding counts.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

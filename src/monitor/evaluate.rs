@@ -13,13 +13,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::window::Window;
 use crate::{
     api::{
-        AccuracyMetric, AccuracyMonitor, AccuracyStatus, Correction, DistributionStatus,
-        DriftMethod, DriftMonitor, FeatureEvaluation, MonitoringSpec, MonitoringStatus,
-        Persistence,
+        AccuracyMetric, AccuracyMonitor, AccuracyStatus, DistributionStatus, DriftMonitor,
+        FeatureEvaluation, MonitoringSpec, MonitoringStatus, Persistence,
     },
-    drift::evaluate::{
-        self as drift, Correction as TestCorrection, DriftConfig, FeatureResult, Method,
-    },
+    drift::evaluate::{self as drift, DriftConfig, FeatureResult},
     rollout::plan::{Transition, note, warn},
     serve::observe::{profile::BaselineProfile, scores::scores_from_pairs},
 };
@@ -40,19 +37,10 @@ pub struct Inputs<'a> {
 /// The drift settings of a monitor, as the tests take them.
 pub fn config(m: &DriftMonitor) -> DriftConfig {
     DriftConfig {
-        method: match m.method {
-            DriftMethod::Auto => Method::Auto,
-            DriftMethod::Ks => Method::Ks,
-            DriftMethod::ChiSquare => Method::ChiSquare,
-            DriftMethod::Psi => Method::Psi,
-            DriftMethod::JensenShannon => Method::JensenShannon,
-        },
+        method: m.method,
         p_value: m.p_value,
         threshold: m.threshold,
-        correction: match m.correction {
-            Correction::Bonferroni => TestCorrection::Bonferroni,
-            Correction::None => TestCorrection::None,
-        },
+        correction: m.correction,
         min_samples: u64::try_from(m.min_samples).unwrap_or(1),
     }
 }

@@ -16,7 +16,7 @@ use modelpilot::{api::ModelDeployment, retrain::result::JobResult};
 use serde_json::{Value, json};
 
 use crate::{
-    canary_support::MODEL_NAME,
+    canary_support::mdep,
     common::TestNamespace,
     real_support::NODE_IP,
     serve_support::{AWS_ENV, S3, python, repo, start_s3_on},
@@ -175,22 +175,13 @@ pub fn watched(
         }]}},
     });
     merge(&mut retraining_spec, retraining);
-    serde_json::from_value(json!({
-        "apiVersion": "modelpilot.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {
-                "name": MODEL_NAME, "uri": v1.model_uri, "sha256": v1.sha256,
-                "version": "v1", "profile": v1.profile_uri, "credentialsSecret": STORE_SECRET,
-            },
-            "replicas": 1,
-            "rollout": rollout,
-            "monitoring": monitoring,
-            "retraining": retraining_spec,
-        }
-    }))
-    .expect("ModelDeployment")
+    let mut md = mdep(name, &v1.model_uri, &v1.sha256, "v1");
+    md.spec.model.credentials_secret = Some(STORE_SECRET.into());
+    md.spec.model.profile.clone_from(&v1.profile_uri);
+    md.spec.rollout = Some(serde_json::from_value(rollout).expect("rollout"));
+    md.spec.monitoring = Some(serde_json::from_value(monitoring).expect("monitoring"));
+    md.spec.retraining = Some(serde_json::from_value(retraining_spec).expect("retraining"));
+    md
 }
 
 fn merge(into: &mut Value, from: Value) {
